@@ -1,0 +1,48 @@
+"""`configure`: settings in, a resolver on the `cj-batching` OpenFeature domain out."""
+
+from __future__ import annotations
+
+from openfeature.provider import FeatureProvider
+
+from cj_batching.flag_checks import batching_flag_checks
+from cj_batching.metrics import BatchingMetrics
+from cj_batching.resolver import BatchingModeResolver
+from cj_batching.settings import Settings
+from flags import bind_provider, make_provider
+
+__all__ = ["DOMAIN", "configure", "provider_for"]
+
+DOMAIN = "cj-batching"
+
+
+def provider_for(settings: Settings) -> FeatureProvider:
+    """The flag provider `settings.FLAGS_PROVIDER` names, with its options."""
+    token = settings.FLAGS_OFREP_TOKEN
+    return make_provider(
+        settings.FLAGS_PROVIDER,
+        path=settings.FLAGS_FILE,
+        poll_interval_seconds=settings.FLAGS_POLL_INTERVAL_SECONDS,
+        checks=batching_flag_checks(settings),
+        url=settings.FLAGS_OFREP_URL,
+        token=None if token is None else token.get_secret_value(),
+        host=settings.FLAGS_FLAGD_HOST,
+        port=settings.FLAGS_FLAGD_PORT,
+        timeout_seconds=settings.FLAGS_EVALUATION_TIMEOUT_SECONDS,
+    )
+
+
+def configure(
+    settings: Settings | None = None,
+    *,
+    metrics: BatchingMetrics | None = None,
+    domain: str = DOMAIN,
+) -> BatchingModeResolver:
+    """Build the provider `settings` name, bind it to `domain`, return a resolver on it.
+
+    Never raises because of flags: a provider that cannot start (say the flag file is
+    missing) stays bound in ERROR and every resolution falls back to the env default
+    until it recovers. Invalid settings raise `SettingsError`.
+    """
+    settings = Settings() if settings is None else settings
+    client = bind_provider(provider_for(settings), domain)
+    return BatchingModeResolver(settings, client, metrics=metrics)

@@ -1,0 +1,99 @@
+"""What the resolver needs to know about one CJ batch, validated and normalised once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+from cj_batching._text import short_repr
+from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
+from cj_batching.overrides import BatchConfigOverrides
+
+__all__ = ["KNOWN_SOURCES", "REQUEST_TYPES", "BatchContext", "CacheKey", "normalise_token"]
+
+KNOWN_SOURCES: Final = ("els", "bos", "eng5_runner")
+REQUEST_TYPES: Final = ("cj_comparison", "cj_retry")
+
+# Sources and request types travel to LPS, into flag rules and into logs: keep them to
+# short printable tokens so a 10 KB or control-character value is refused at the edge.
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
+_BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+CacheKey = tuple[str, str, LLMProviderType | None, str, LLMBatchingMode | None]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    """One CJ batch as the resolution chain sees it.
+
+    `cj_source` and `request_type` are stripped and lower-cased (an empty source means
+    `els`); `llm_provider` is parsed to `LLMProviderType` (None means the settings'
+    default provider); a string batch id is stripped. Anything else is a `ValueError`
+    naming the field, the value and what is allowed.
+    """
+
+    cj_batch_id: int | str
+    cj_source: str = "els"
+    llm_provider: LLMProviderType | str | None = None
+    request_type: str = "cj_comparison"
+    overrides: BatchConfigOverrides | None = None
+    cache_key: CacheKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        batch_id = _batch_id(self.cj_batch_id)
+        source = normalise_token("cj_source", self.cj_source, empty="els")
+        request_type = normalise_token("request_type", self.request_type, empty=None)
+        provider = (
+            None
+            if self.llm_provider is None
+            else parse_provider(self.llm_provider, field="llm_provider")
+        )
+        override = self.overrides.llm_batching_mode_override if self.overrides else None
+        object.__setattr__(self, "cj_batch_id", batch_id)
+        object.__setattr__(self, "cj_source", source)
+        object.__setattr__(self, "request_type", request_type)
+        object.__setattr__(self, "llm_provider", provider)
+        # Precomputed: the cache-hit path of resolve() must stay a single dict probe.
+        key = (str(batch_id), source, provider, request_type, override)
+        object.__setattr__(self, "cache_key", key)
+
+    @property
+    def batch_key(self) -> str:
+        """The batch id as the flag targeting key and as LPS metadata (a string)."""
+        return self.cache_key[0]
+
+    @property
+    def provider(self) -> LLMProviderType | None:
+        """The parsed provider (None: the settings' default)."""
+        return self.cache_key[2]
+
+
+def _batch_id(value: object) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(
+            f"cj_batch_id: {short_repr(value)} must be an int or a str (the CJ batch primary key)"
+        )
+    if isinstance(value, str):
+        value = value.strip()
+        if not _BATCH_ID.fullmatch(value):
+            raise ValueError(
+                f"cj_batch_id: {short_repr(value)} is not a usable batch id; allowed: 1-128 "
+                "characters from letters, digits and _ . : - (starting with a letter/digit)"
+            )
+    return value
+
+
+def normalise_token(name: str, value: object, *, empty: str | None) -> str:
+    """A source or request type stripped and lower-cased; `empty` replaces a blank one."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: {short_repr(value)} must be a string")
+    text = value.strip().lower()
+    if not text and empty is not None:
+        return empty
+    if not _TOKEN.fullmatch(text):
+        raise ValueError(
+            f"{name}: {short_repr(value)} is not allowed; use 1-64 characters from a-z, 0-9 "
+            "and _ . : - (starting with a letter or digit), e.g. els, bos, eng5_runner"
+        )
+    return text

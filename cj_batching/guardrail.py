@@ -1,0 +1,41 @@
+"""The provider guardrail: `provider_batch_api` only for providers on the allow list."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+
+from cj_batching.modes import LLMBatchingMode, LLMProviderType
+
+__all__ = ["guardrail_fallback", "is_allowed", "parse_allow_list"]
+
+
+def is_allowed(provider: LLMProviderType, allowed: Collection[LLMProviderType]) -> bool:
+    """Whether `provider` may use the provider batch API (an empty list allows all)."""
+    return not allowed or provider in allowed
+
+
+def guardrail_fallback(env_default: LLMBatchingMode) -> LLMBatchingMode:
+    """The mode a refused batch-API request falls back to, as the deployed CJ does."""
+    if env_default is LLMBatchingMode.PROVIDER_BATCH_API:
+        return LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+    return env_default
+
+
+def parse_allow_list(value: object) -> tuple[LLMProviderType, ...] | None:
+    """Read the allow-list flag's object `{"providers": [names...]}`; None when malformed.
+
+    flagd object flags hold JSON objects, not bare lists, hence the wrapper key. One
+    unknown name makes the whole value invalid: a typo must not silently drop (or keep)
+    a provider, so the caller falls back to the settings list and reports it. An empty
+    list is invalid too: in the env setting it means "no restriction", and a kill switch
+    edit that empties the flag must not turn into "allow everyone".
+    """
+    if not isinstance(value, Mapping):
+        return None
+    names = value.get("providers")
+    if not isinstance(names, Sequence) or isinstance(names, str) or not names:
+        return None
+    parsed = [LLMProviderType.lookup(name) for name in names]
+    if any(provider is None for provider in parsed):
+        return None
+    return tuple(dict.fromkeys(p for p in parsed if p is not None))

@@ -1,0 +1,305 @@
+"""The cached resolution chain: per-batch override, then the OpenFeature flag, then the
+env default, with the provider guardrail on top."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cachetools import TTLCache
+from openfeature.client import OpenFeatureClient
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import EventDetails, ProviderEvent
+from openfeature.flag_evaluation import FlagEvaluationDetails
+from openfeature.provider.no_op_provider import PASSED_IN_DEFAULT
+
+from cj_batching.context import BatchContext, CacheKey
+from cj_batching.guardrail import guardrail_fallback, is_allowed, parse_allow_list
+from cj_batching.metrics import INVALID_ALLOW_LIST, INVALID_MODE, TIMEOUT, BatchingMetrics
+from cj_batching.modes import LLMBatchingMode, LLMProviderType
+from cj_batching.resolution import AllowListSource, DecidedBy, Resolution
+from cj_batching.settings import Settings
+from flags import evaluates_in_process
+
+__all__ = ["BatchingModeResolver"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One flag evaluation, normalised: a usable `value` only when `error` is None."""
+
+    value: object
+    variant: str | None
+    reason: str | None
+    error: str | None = None
+    message: str | None = None
+    version: str | None = None
+
+
+class BatchingModeResolver:
+    """Resolves a batch's batching mode; thread-safe, cached, never raises for flags.
+
+    Answers are cached per (batch id, source, provider, request type, override) for
+    `RESOLUTION_CACHE_TTL_SECONDS`, and the cache is dropped whenever the client's
+    provider announces new flags, so an edit applies to the next resolution.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: OpenFeatureClient,
+        *,
+        metrics: BatchingMetrics | None = None,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._metrics = metrics
+        self._cache: TTLCache[CacheKey, Resolution] = TTLCache(
+            settings.RESOLUTION_CACHE_MAXSIZE, settings.RESOLUTION_CACHE_TTL_SECONDS
+        )
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._reported: set[tuple[str, str]] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        # New flags (or a provider back from an error) make every cached answer suspect.
+        # OpenFeature also calls the READY handler at once when the provider is ready.
+        self._handlers = {
+            ProviderEvent.PROVIDER_CONFIGURATION_CHANGED: self._on_flags_changed,
+            ProviderEvent.PROVIDER_READY: self._on_ready,
+        }
+        for event, handler in self._handlers.items():
+            client.add_handler(event, handler)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this resolver falls back to."""
+        return self._settings
+
+    @property
+    def client(self) -> OpenFeatureClient:
+        """The OpenFeature client the flags are evaluated on."""
+        return self._client
+
+    def resolve(self, context: BatchContext) -> Resolution:
+        """The batch's resolution: cached, else decided through the chain."""
+        key = context.cache_key
+        try:
+            with self._lock:
+                return self._cache[key]
+        except KeyError:
+            return self._resolve_fresh(context, key)
+
+    async def aresolve(self, context: BatchContext) -> Resolution:
+        """`resolve` for async code: remote providers are evaluated off the event loop."""
+        key = context.cache_key
+        try:
+            with self._lock:
+                return self._cache[key]
+        except KeyError:
+            pass
+        if evaluates_in_process(self._client.provider):
+            return self._resolve_fresh(context, key)
+        return await asyncio.to_thread(self._resolve_fresh, context, key)
+
+    def clear_cache(self) -> None:
+        """Forget every cached resolution (new flags apply to the next resolve)."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+
+    def close(self) -> None:
+        """Stop listening to flag events and release the evaluation threads."""
+        for event, handler in self._handlers.items():
+            self._client.remove_handler(event, handler)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _on_ready(self, _details: EventDetails) -> None:
+        self.clear_cache()
+
+    def _on_flags_changed(self, _details: EventDetails) -> None:
+        self.clear_cache()
+        self._reported.clear()  # new flags may fail anew: log their trouble again
+
+    def _resolve_fresh(self, context: BatchContext, key: CacheKey) -> Resolution:
+        generation = self._generation
+        resolution = self._decide(context)
+        with self._lock:
+            # A flag change while we evaluated bumped the generation: do not cache an
+            # answer that may come from the old flags.
+            if generation == self._generation:
+                self._cache[key] = resolution
+        self._record(resolution, context)
+        return resolution
+
+    def _decide(self, context: BatchContext) -> Resolution:
+        settings = self._settings
+        provider = context.provider or settings.DEFAULT_LLM_PROVIDER
+        override = context.cache_key[4]
+        flag = _Answer(None, None, None)
+        evaluation = None
+        decided_by: DecidedBy
+        if override is not None:
+            requested, decided_by = override, "override"
+        else:
+            evaluation = _evaluation_context(context, provider)
+            flag, mode = self._mode_flag(evaluation)
+            requested = mode or settings.LLM_BATCHING_MODE
+            decided_by = "flag" if mode else "default"
+        resolution = Resolution(
+            mode=requested,
+            decided_by=decided_by,
+            requested_mode=requested,
+            llm_provider=provider,
+            flag_variant=flag.variant,
+            flag_reason=flag.reason,
+            flag_error=flag.error,
+            flag_set_version=flag.version,
+        )
+        if requested is not LLMBatchingMode.PROVIDER_BATCH_API:
+            return resolution
+        return self._guard(resolution, evaluation or _evaluation_context(context, provider))
+
+    def _mode_flag(self, evaluation: EvaluationContext) -> tuple[_Answer, LLMBatchingMode | None]:
+        key = self._settings.LLM_BATCHING_FLAG_KEY
+        answer = self._evaluate(key, self._settings.LLM_BATCHING_MODE.value, evaluation)
+        if answer.error or answer.variant is None:
+            return answer, None
+        mode = LLMBatchingMode.lookup(answer.value)
+        if mode is None:
+            answer = replace(answer, error=INVALID_MODE)
+            self._flag_trouble(key, INVALID_MODE, f"variant {answer.variant!r} = {answer.value!r}")
+        return answer, mode
+
+    def _guard(self, resolution: Resolution, evaluation: EvaluationContext) -> Resolution:
+        allowed, source, version = self._allow_list(evaluation)
+        resolution = replace(
+            resolution,
+            allowed_providers=allowed,
+            allowed_providers_source=source,
+            flag_set_version=resolution.flag_set_version or version,
+        )
+        if is_allowed(resolution.llm_provider, allowed):
+            return resolution
+        fallback = guardrail_fallback(self._settings.LLM_BATCHING_MODE)
+        _log.warning(
+            "provider_batch_api is not allowed for provider %s; using %s",
+            resolution.llm_provider.value,
+            fallback.value,
+            extra={
+                "llm_provider": resolution.llm_provider.value,
+                "allowed_providers": [p.value for p in allowed],
+                "allowed_providers_source": source,
+                "fallback_mode": fallback.value,
+            },
+        )
+        return replace(resolution, mode=fallback, guardrail_applied=True)
+
+    def _allow_list(
+        self, evaluation: EvaluationContext
+    ) -> tuple[tuple[LLMProviderType, ...], AllowListSource, str | None]:
+        settings_list = tuple(self._settings.LLM_BATCH_API_ALLOWED_PROVIDERS)
+        key = self._settings.LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY
+        answer = self._evaluate(key, {}, evaluation)
+        if answer.error or answer.variant is None:
+            return settings_list, "settings", answer.version
+        allowed = parse_allow_list(answer.value)
+        if allowed is None:
+            self._flag_trouble(key, INVALID_ALLOW_LIST, f"variant {answer.variant!r}")
+            return settings_list, "settings", answer.version
+        return allowed, "flag", answer.version
+
+    def _evaluate(self, key: str, default: Any, evaluation: EvaluationContext) -> _Answer:
+        answer = self._ask_provider(key, default, evaluation)
+        if answer.error:
+            self._flag_trouble(key, answer.error, answer.message)
+        return answer
+
+    def _ask_provider(self, key: str, default: Any, evaluation: EvaluationContext) -> _Answer:
+        evaluate = (
+            self._client.get_string_details
+            if isinstance(default, str)
+            else self._client.get_object_details
+        )
+        try:
+            if evaluates_in_process(self._client.provider):
+                return _normalise(evaluate(key, default, evaluation))
+            return _normalise(self._evaluate_remotely(evaluate, key, default, evaluation))
+        except FutureTimeout:
+            timeout = self._settings.FLAGS_EVALUATION_TIMEOUT_SECONDS
+            return _Answer(default, None, "ERROR", TIMEOUT, f"no answer within {timeout}s")
+        except Exception as exc:  # a hook or provider bug must not break a submission
+            return _Answer(default, None, "ERROR", "GENERAL", f"{type(exc).__name__}: {exc}")
+
+    def _evaluate_remotely(
+        self, evaluate: Any, key: str, default: Any, evaluation: EvaluationContext
+    ) -> FlagEvaluationDetails[Any]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cj-batching-flags")
+        future = self._pool.submit(evaluate, key, default, evaluation)
+        try:
+            result: FlagEvaluationDetails[Any] = future.result(
+                self._settings.FLAGS_EVALUATION_TIMEOUT_SECONDS
+            )
+        except FutureTimeout:
+            future.cancel()
+            raise
+        return result
+
+    def _flag_trouble(self, key: str, code: str, message: str | None) -> None:
+        """Count every flag failure; log each kind once until the flags change."""
+        if self._metrics is not None:
+            self._metrics.record_flag_error(code)
+        if (key, code) not in self._reported:
+            self._reported.add((key, code))
+            _log.warning(
+                "flag %s unusable (%s): %s; falling back",
+                key,
+                code,
+                message,
+                extra={"flag_key": key, "error_code": code, "error_message": message},
+            )
+
+    def _record(self, resolution: Resolution, context: BatchContext) -> None:
+        if self._metrics is not None:
+            self._metrics.record_resolution(resolution, context.cj_source)
+            if resolution.guardrail_applied:
+                self._metrics.record_guardrail_downgrade(resolution.llm_provider)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "batching mode resolved",
+                extra={"cj_batch_id": context.batch_key, **resolution.log_extra()},
+            )
+
+
+def _evaluation_context(context: BatchContext, provider: LLMProviderType) -> EvaluationContext:
+    return EvaluationContext(
+        targeting_key=context.batch_key,
+        attributes={
+            "cj_source": context.cj_source,
+            "llm_provider": provider.value,
+            "cj_request_type": context.request_type,
+        },
+    )
+
+
+def _normalise(details: FlagEvaluationDetails[Any]) -> _Answer:
+    version = details.flag_metadata.get("version") if details.flag_metadata else None
+    variant = details.variant
+    if variant == PASSED_IN_DEFAULT:  # the no-op provider's "no flags" answer
+        variant = None
+    return _Answer(
+        value=details.value,
+        variant=variant,
+        reason=None if details.reason is None else str(details.reason),
+        error=None if details.error_code is None else str(details.error_code),
+        message=details.error_message,
+        version=None if version is None else str(version),
+    )

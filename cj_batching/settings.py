@@ -1,0 +1,124 @@
+"""Service settings from `CJ_ASSESSMENT_SERVICE_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as _SourceError
+
+from cj_batching._text import short_repr
+from cj_batching.lps_models import DEFAULT_CALLBACK_TOPIC
+from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
+from flags import ProviderKind
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+
+ENV_PREFIX = "CJ_ASSESSMENT_SERVICE_"
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; each line names the env variable, the value and what is allowed."""
+
+
+class Settings(BaseSettings):
+    """Everything the batching control reads from the environment, with production defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+    )
+
+    LLM_BATCHING_MODE: LLMBatchingMode = Field(
+        LLMBatchingMode.PROVIDER_SERIAL_BUNDLE,
+        description="The env default: the last link of the resolution chain.",
+    )
+    LLM_BATCH_API_ALLOWED_PROVIDERS: Annotated[list[LLMProviderType], NoDecode] = Field(
+        default_factory=lambda: [LLMProviderType.OPENAI, LLMProviderType.ANTHROPIC],
+        description="Providers allowed to use provider_batch_api (JSON list or comma-"
+        "separated); empty means no restriction.",
+    )
+    DEFAULT_LLM_PROVIDER: LLMProviderType = Field(
+        LLMProviderType.OPENAI, description="Provider used when a batch names none."
+    )
+    LLM_BATCHING_FLAG_KEY: str = Field("llm-batching-mode", min_length=1)
+    LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY: str = Field(
+        "llm-batch-api-allowed-providers", min_length=1
+    )
+
+    FLAGS_PROVIDER: ProviderKind = Field(
+        "file", description="Where flags come from: file, none, ofrep or flagd."
+    )
+    FLAGS_FILE: Path = Field(Path("flags.yaml"), description="flagd-format file (file).")
+    FLAGS_POLL_INTERVAL_SECONDS: float = Field(0.25, gt=0, le=60)
+    FLAGS_EVALUATION_TIMEOUT_SECONDS: float = Field(
+        0.5, gt=0, le=30, description="Bound on one remote flag evaluation (ofrep, flagd)."
+    )
+    FLAGS_OFREP_URL: str = Field("http://localhost:8016", description="OFREP base URL.")
+    FLAGS_OFREP_TOKEN: SecretStr | None = Field(None, description="OFREP bearer token.")
+    FLAGS_FLAGD_HOST: str = Field("localhost", min_length=1)
+    FLAGS_FLAGD_PORT: int = Field(8013, ge=1, le=65535)
+
+    RESOLUTION_CACHE_TTL_SECONDS: float = Field(30.0, ge=0, le=86400)
+    RESOLUTION_CACHE_MAXSIZE: int = Field(10_000, ge=1, le=10_000_000)
+
+    LLM_PROVIDER_SERVICE_URL: str = Field(
+        "http://llm_provider_service:8080/api/v1", description="LPS base URL."
+    )
+    LLM_PROVIDER_CALLBACK_TOPIC: str = Field(
+        DEFAULT_CALLBACK_TOPIC, min_length=1, description="Kafka topic LPS answers on."
+    )
+    LPS_TIMEOUT_SECONDS: float = Field(60.0, gt=0, le=600)
+    LPS_MAX_RETRIES: int = Field(3, ge=0, le=100)
+    LPS_MAX_CONCURRENCY: int = Field(50, ge=1, le=1000, description="Parallel POSTs at most.")
+    LPS_AUTH_TOKEN: SecretStr | None = Field(None, description="Bearer token for LPS.")
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_describe_validation_error(exc)) from None
+        except _SourceError as exc:
+            raise SettingsError(str(exc)) from None
+
+    @field_validator("LLM_BATCH_API_ALLOWED_PROVIDERS", mode="before")
+    @classmethod
+    def _split_provider_list(cls, value: object) -> object:
+        """Accept a JSON list or a comma-separated string; blanks and duplicates drop out."""
+        items = _split_list(value) if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        parsed = [parse_provider(item) for item in items if str(item).strip()]
+        return list(dict.fromkeys(parsed))
+
+
+def _split_list(text: str) -> object:
+    text = text.strip()
+    if not text.startswith("["):
+        return text.split(",")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f'not a valid JSON list ({exc.msg}); use ["openai"] or openai,anthropic'
+        ) from None
+
+
+_SECRET_FIELDS = frozenset({"FLAGS_OFREP_TOKEN", "LPS_AUTH_TOKEN"})
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    lines = ["invalid cj-batching settings:"]
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        value = "'**********'" if field in _SECRET_FIELDS else short_repr(error["input"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {ENV_PREFIX}{field}={value}: {message}")
+    return "\n".join(lines)

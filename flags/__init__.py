@@ -1,0 +1,40 @@
+"""OpenFeature plumbing for flagd-format flag documents: providers, validation, helpers.
+
+Knows nothing about batching: any flagd document, any flag.
+"""
+
+from flags.binding import bind_provider
+from flags.evaluator import FlagdEvaluatingProvider, evaluates_in_process
+from flags.factory import PROVIDER_KINDS, ProviderKind, make_provider
+from flags.file_provider import FlagdFileProvider
+from flags.loading import (
+    MAX_DOCUMENT_BYTES,
+    DocumentCheck,
+    DocumentError,
+    check_document,
+    document_format,
+    load_document,
+    parse_document,
+)
+from flags.memory_provider import FlagdMemoryProvider
+from flags.validation import Problem, validate_document
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "PROVIDER_KINDS",
+    "DocumentCheck",
+    "DocumentError",
+    "FlagdEvaluatingProvider",
+    "FlagdFileProvider",
+    "FlagdMemoryProvider",
+    "Problem",
+    "ProviderKind",
+    "bind_provider",
+    "check_document",
+    "document_format",
+    "evaluates_in_process",
+    "load_document",
+    "make_provider",
+    "parse_document",
+    "validate_document",
+]

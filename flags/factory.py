@@ -1,0 +1,91 @@
+"""`make_provider`: one place that turns a provider kind and its options into a provider."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+from openfeature.provider import FeatureProvider
+from openfeature.provider.no_op_provider import NoOpProvider
+
+from flags.file_provider import FlagdFileProvider
+from flags.loading import DocumentCheck
+
+__all__ = ["PROVIDER_KINDS", "ProviderKind", "make_provider"]
+
+ProviderKind = Literal["file", "none", "ofrep", "flagd"]
+PROVIDER_KINDS: tuple[ProviderKind, ...] = ("file", "none", "ofrep", "flagd")
+
+
+def make_provider(
+    kind: ProviderKind,
+    *,
+    path: str | Path = "flags.yaml",
+    poll_interval_seconds: float = 0.25,
+    checks: Sequence[DocumentCheck] = (),
+    url: str | None = None,
+    token: str | None = None,
+    host: str = "localhost",
+    port: int = 8013,
+    timeout_seconds: float = 0.5,
+) -> FeatureProvider:
+    """A provider of `kind`:
+
+    - `file`: `path`, watched every `poll_interval_seconds`, documents checked by `checks`;
+    - `none`: no flags; every evaluation returns the caller's default (reason DEFAULT);
+    - `ofrep`: an OFREP server at `url` (flagd serves one), optional bearer `token`,
+      `timeout_seconds` per request (extra `[ofrep]`);
+    - `flagd`: a flagd daemon over gRPC at `host`:`port`, `timeout_seconds` deadline
+      (extra `[flagd]`).
+    """
+    if kind == "file":
+        return FlagdFileProvider(path, poll_interval_seconds, checks=checks)
+    if kind == "none":
+        return NoOpProvider()
+    if not 0 < timeout_seconds <= 60:
+        raise ValueError(f"timeout_seconds: {timeout_seconds!r} must be > 0 and <= 60")
+    if kind == "ofrep":
+        return _ofrep(url, token, timeout_seconds)
+    if kind == "flagd":
+        return _flagd(host, port, timeout_seconds)
+    raise ValueError(
+        f"kind: {kind!r} is not a flag provider kind; allowed: {', '.join(PROVIDER_KINDS)}"
+    )
+
+
+def _ofrep(url: str | None, token: str | None, timeout_seconds: float) -> FeatureProvider:
+    if not url or not url.startswith(("http://", "https://")):
+        raise ValueError(f"url: {url!r} must be an http(s) URL of an OFREP server")
+    module = _optional("openfeature.contrib.provider.ofrep", "ofrep")
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    provider: FeatureProvider = module.OFREPProvider(
+        url, headers_factory=lambda: dict(headers), timeout=timeout_seconds
+    )
+    return provider
+
+
+def _flagd(host: str, port: int, timeout_seconds: float) -> FeatureProvider:
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"host/port: {host!r}:{port!r} is not a flagd address")
+    module = _optional("openfeature.contrib.provider.flagd", "flagd")
+    config = _optional("openfeature.contrib.provider.flagd.config", "flagd")
+    provider: FeatureProvider = module.FlagdProvider(
+        host=host,
+        port=port,
+        deadline_ms=int(timeout_seconds * 1000),
+        resolver_type=config.ResolverType.RPC,
+    )
+    return provider
+
+
+def _optional(module: str, extra: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValueError(
+            f"the {extra!r} flag provider needs the optional dependency: install "
+            f"cj-batching[{extra}] (uv sync --extra {extra})"
+        ) from None

@@ -1,0 +1,85 @@
+"""FlagdMemoryProvider: the test provider, with rules written exactly like flags.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from openfeature.client import OpenFeatureClient
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import ProviderEvent
+from openfeature.provider import FeatureProvider
+
+from flags import DocumentError, FlagdMemoryProvider
+from flags.testing import EventRecorder
+
+from .documents import batching_document, document, mode_flag
+
+
+def test_evaluates_flagd_rules(bind: Callable[[FeatureProvider], OpenFeatureClient]) -> None:
+    client = bind(FlagdMemoryProvider(batching_document()))
+    context = EvaluationContext("1", {"cj_source": "eng5_runner", "llm_provider": "openai"})
+    details = client.get_string_details("llm-batching-mode", "x", context)
+    assert (details.value, details.variant, details.reason) == (
+        "provider_batch_api",
+        "provider_batch_api",
+        "TARGETING_MATCH",
+    )
+    assert details.flag_metadata["version"] == "test-1"
+
+
+def test_update_swaps_and_announces_changed_keys(
+    bind: Callable[[FeatureProvider], OpenFeatureClient],
+) -> None:
+    provider = FlagdMemoryProvider(batching_document())
+    client = bind(provider)
+    events = EventRecorder(client)
+    mark = events.mark()
+    changed = provider.update(document(mode_flag(default_variant="per_request"), version="v2"))
+    assert changed == ["llm-batching-mode"]
+    details = events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, after=mark)
+    assert details.flags_changed == ["llm-batching-mode"]
+    assert details.metadata == {"version": "v2"}
+    assert client.get_string_value("llm-batching-mode", "x", EvaluationContext("1")) == (
+        "per_request"
+    )
+
+
+def test_invalid_update_raises_and_keeps_the_old_document(
+    bind: Callable[[FeatureProvider], OpenFeatureClient],
+) -> None:
+    provider = FlagdMemoryProvider(document(mode_flag(default_variant="per_request")))
+    client = bind(provider)
+    with pytest.raises(DocumentError, match="defaultVariant"):
+        provider.update(document(mode_flag(default_variant="missing")))
+    assert client.get_string_value("llm-batching-mode", "x") == "per_request"
+
+
+def test_invalid_initial_document_raises() -> None:
+    with pytest.raises(DocumentError, match="/flags/f/state"):
+        FlagdMemoryProvider({"flags": {"f": {"state": "ON", "variants": {"a": 1}}}})
+
+
+def test_caller_document_is_not_mutated() -> None:
+    doc = document(mode_flag(default_variant="per_request"))
+    before = repr(doc)
+    FlagdMemoryProvider(doc)
+    assert repr(doc) == before
+
+
+def test_evaluator_exceptions_become_error_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = FlagdMemoryProvider(document(mode_flag(default_variant="per_request")))
+
+    def explode(*_args: object) -> None:
+        raise RuntimeError("json-logic bug")
+
+    monkeypatch.setattr(provider._core, "resolve_string_value", explode)
+    details = provider.resolve_string_details("llm-batching-mode", "d")
+    assert (details.value, details.reason, details.error_code) == ("d", "ERROR", "GENERAL")
+    assert "RuntimeError: json-logic bug" in (details.error_message or "")
+
+
+def test_flagd_core_errors_keep_their_code() -> None:
+    provider = FlagdMemoryProvider(document(mode_flag(default_variant="per_request")))
+    details = provider.resolve_string_details("no-such-flag", "d")
+    assert (details.value, details.error_code) == ("d", "FLAG_NOT_FOUND")
