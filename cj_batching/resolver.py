@@ -26,7 +26,7 @@ from cj_batching.resolution import AllowListSource, DecidedBy, Resolution
 from cj_batching.settings import Settings
 from flags import evaluates_in_process
 
-__all__ = ["BatchingModeResolver"]
+__all__ = ["BatchingModeResolver", "flag_evaluation_context"]
 
 _log = logging.getLogger(__name__)
 
@@ -108,6 +108,13 @@ class BatchingModeResolver:
             return self._resolve_fresh(context, key)
         return await asyncio.to_thread(self._resolve_fresh, context, key)
 
+    def resolve_uncached(self, context: BatchContext) -> Resolution:
+        """Decide through the chain without reading or filling the cache (for previews
+        such as `cj-batching rollout`, where every batch id is evaluated once)."""
+        resolution = self._decide(context)
+        self._record(resolution, context)
+        return resolution
+
     def clear_cache(self) -> None:
         """Forget every cached resolution (new flags apply to the next resolve)."""
         with self._lock:
@@ -130,13 +137,12 @@ class BatchingModeResolver:
 
     def _resolve_fresh(self, context: BatchContext, key: CacheKey) -> Resolution:
         generation = self._generation
-        resolution = self._decide(context)
+        resolution = self.resolve_uncached(context)
         with self._lock:
             # A flag change while we evaluated bumped the generation: do not cache an
             # answer that may come from the old flags.
             if generation == self._generation:
                 self._cache[key] = resolution
-        self._record(resolution, context)
         return resolution
 
     def _decide(self, context: BatchContext) -> Resolution:
@@ -149,7 +155,7 @@ class BatchingModeResolver:
         if override is not None:
             requested, decided_by = override, "override"
         else:
-            evaluation = _evaluation_context(context, provider)
+            evaluation = flag_evaluation_context(context, provider)
             flag, mode = self._mode_flag(evaluation)
             requested = mode or settings.LLM_BATCHING_MODE
             decided_by = "flag" if mode else "default"
@@ -165,7 +171,7 @@ class BatchingModeResolver:
         )
         if requested is not LLMBatchingMode.PROVIDER_BATCH_API:
             return resolution
-        return self._guard(resolution, evaluation or _evaluation_context(context, provider))
+        return self._guard(resolution, evaluation or flag_evaluation_context(context, provider))
 
     def _mode_flag(self, evaluation: EvaluationContext) -> tuple[_Answer, LLMBatchingMode | None]:
         key = self._settings.LLM_BATCHING_FLAG_KEY
@@ -279,7 +285,8 @@ class BatchingModeResolver:
             )
 
 
-def _evaluation_context(context: BatchContext, provider: LLMProviderType) -> EvaluationContext:
+def flag_evaluation_context(context: BatchContext, provider: LLMProviderType) -> EvaluationContext:
+    """What the flags see of a batch: its id as targeting key, source, provider, type."""
     return EvaluationContext(
         targeting_key=context.batch_key,
         attributes={

@@ -7,6 +7,7 @@ from flags.binding import bind_provider
 from flags.evaluator import FlagdEvaluatingProvider, evaluates_in_process
 from flags.factory import PROVIDER_KINDS, ProviderKind, make_provider
 from flags.file_provider import FlagdFileProvider
+from flags.inspection import declared_fractions
 from flags.loading import (
     MAX_DOCUMENT_BYTES,
     DocumentCheck,
@@ -31,6 +32,7 @@ __all__ = [
     "ProviderKind",
     "bind_provider",
     "check_document",
+    "declared_fractions",
     "document_format",
     "evaluates_in_process",
     "load_document",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 from openfeature.provider import FeatureProvider
 from openfeature.provider.no_op_provider import NoOpProvider
@@ -61,10 +62,27 @@ def _ofrep(url: str | None, token: str | None, timeout_seconds: float) -> Featur
         raise ValueError(f"url: {url!r} must be an http(s) URL of an OFREP server")
     module = _optional("openfeature.contrib.provider.ofrep", "ofrep")
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    provider: FeatureProvider = module.OFREPProvider(
+    provider = module.OFREPProvider(
         url, headers_factory=lambda: dict(headers), timeout=timeout_seconds
     )
-    return provider
+    # OFREP lets a 200 omit `value` and `variant` to defer to the caller's default, and
+    # flagd answers so when no rule matches a flag whose defaultVariant is null; the
+    # provider reads `variant` unconditionally and turns that answer into GENERAL.
+    provider.session.hooks["response"].append(_variant_is_optional)
+    result: FeatureProvider = provider
+    return result
+
+
+def _variant_is_optional(response: Any, *_args: Any, **_kwargs: Any) -> None:
+    """Give a 200 OFREP answer without `variant` an explicit `"variant": null`."""
+    if response.status_code != 200:
+        return
+    try:
+        data = response.json()
+    except ValueError:
+        return  # not JSON: the provider reports PARSE_ERROR itself
+    if isinstance(data, dict) and "variant" not in data:
+        response._content = json.dumps({**data, "variant": None}).encode()
 
 
 def _flagd(host: str, port: int, timeout_seconds: float) -> FeatureProvider:

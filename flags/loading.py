@@ -118,7 +118,13 @@ def load_document(path: Path, *, checks: Sequence[DocumentCheck] = ()) -> dict[s
 def _syntax_message(fmt: DocumentFormat, exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply to parse"
-    return f"{fmt.upper()} syntax error: {exc}".replace("\n", " ")
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        context = f" ({exc.context})" if exc.context else ""
+        return f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: " + (
+            f"{exc.problem}{context}"
+        )
+    return " ".join(f"{fmt.upper()} syntax error: {exc}".split())
 
 
 def _parse_json(data: bytes | str) -> object:

@@ -1,0 +1,93 @@
+"""`cj-batching watch`: follow the flag file and report every version it accepts or rejects."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from openfeature.event import EventDetails, ProviderEvent
+
+from cj_batching.cli._common import add_flags_option, load_settings
+from cj_batching.flag_checks import batching_flag_checks
+from flags import FlagdFileProvider, bind_provider
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands: Any) -> None:
+    """Register `watch`."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "watch",
+        help="follow the flag file; one line per accepted or rejected version",
+        description="Watch the flag file exactly as the service does (same poll interval, "
+        "same validation) and print one line per version: accepted (version, changed "
+        "flags) or rejected (every problem; the service keeps its last good flags). "
+        "Runs until Ctrl-C.",
+    )
+    add_flags_option(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int:
+    """Watch until interrupted (or until `stop` is set, for tests)."""
+    settings = load_settings(args.flags)
+    if not args.verbose:  # every rejection is printed below; its log line would repeat it
+        logging.getLogger("flags").setLevel(logging.CRITICAL)
+    provider = FlagdFileProvider(
+        settings.FLAGS_FILE,
+        settings.FLAGS_POLL_INTERVAL_SECONDS,
+        checks=batching_flag_checks(settings),
+    )
+    printer = _Printer(provider)
+    print(
+        f"watching {provider.path} every {settings.FLAGS_POLL_INTERVAL_SECONDS:g}s "
+        "(Ctrl-C to stop)",
+        flush=True,
+    )
+    client = bind_provider(provider, f"cj-batching-watch-{uuid.uuid4().hex}")
+    printer.initial(client.get_provider_status().value == "READY")
+    client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, printer.accepted)
+    client.add_handler(ProviderEvent.PROVIDER_ERROR, printer.rejected)
+    try:
+        (stop or threading.Event()).wait()
+    finally:
+        provider.shutdown()
+    return 0
+
+
+class _Printer:
+    """Formats provider events as lines; events arrive on OpenFeature's thread pool."""
+
+    def __init__(self, provider: FlagdFileProvider) -> None:
+        self._provider = provider
+        self._lock = threading.Lock()
+
+    def initial(self, ready: bool) -> None:
+        if ready:
+            version = self._provider.flag_set_metadata.get("version")
+            self._line(f"accepted version {version} (initial)")
+        else:
+            self._rejected_line()
+
+    def accepted(self, details: EventDetails) -> None:
+        version = details.metadata.get("version")
+        changed = ", ".join(details.flags_changed or []) or "none"
+        self._line(f"accepted version {version}: flags changed: {changed}")
+
+    def rejected(self, _details: EventDetails) -> None:
+        self._rejected_line()
+
+    def _rejected_line(self) -> None:
+        problems = "; ".join(str(p) for p in self._provider.problems) or "unknown problem"
+        self._line(f"REJECTED (keeping the last good flags): {problems}")
+
+    def _line(self, text: str) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        with self._lock:
+            sys.stdout.write(f"{stamp} {text}\n")
+            sys.stdout.flush()
