@@ -99,8 +99,9 @@ class LLMInteraction:
     ) -> BatchSubmission:
         """Submit a wave for async processing (`request_type` from the context).
 
-        Counts `cj_llm_batches_started_total` for a `cj_comparison` wave only; a
-        continuation or retry wave is the same context with `request_type="cj_retry"`.
+        Counts `cj_llm_batches_started_total` for a `cj_comparison` wave only (one that
+        sends at least one comparison); a continuation or retry wave is the same context
+        with `request_type="cj_retry"`.
         `metadata` is added to every request (e.g. `{"bos_batch_id": ...}`).
         """
         resolution = await self._resolver.aresolve(context)
@@ -118,11 +119,11 @@ class LLMInteraction:
                 "comparisons": len(tasks),
             },
         )
-        if context.request_type == "cj_comparison":
+        prepared, sendable = self._prepare_wave(tasks, context, resolution, None, metadata)
+        # An empty wave, or one refused before sending, started nothing at LPS.
+        if context.request_type == "cj_comparison" and sendable:
             self._metrics.record_batch_started(resolution.mode)
-        submissions = await self.perform_comparisons(
-            tasks, context, resolution=resolution, metadata=metadata
-        )
+        submissions = await self._send(prepared, sendable, resolution.mode)
         return BatchSubmission(resolution, submissions)
 
     async def perform_comparisons(
@@ -140,10 +141,23 @@ class LLMInteraction:
         and the `cj_llm_requests_total` increments carry that same mode. One failing
         comparison never stops the others.
         """
-        if metadata and not _TASK_KEYS.isdisjoint(metadata):
-            raise ValueError("metadata may not set essay_a_id or essay_b_id: they are per task")
         if resolution is None:
             resolution = await self._resolver.aresolve(context)
+        prepared, sendable = self._prepare_wave(tasks, context, resolution, request_type, metadata)
+        return await self._send(prepared, sendable, resolution.mode)
+
+    def _prepare_wave(
+        self,
+        tasks: Sequence[ComparisonTask],
+        context: BatchContext,
+        resolution: Resolution,
+        request_type: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> tuple[list[_Ready | ComparisonSubmission], int]:
+        """Every task's request (or its refusal) and how many can be sent; a bad `metadata`
+        raises `ValueError` before anything is counted or sent."""
+        if metadata and not _TASK_KEYS.isdisjoint(metadata):
+            raise ValueError("metadata may not set essay_a_id or essay_b_id: they are per task")
         base = build_request_metadata(
             context,
             resolution,
@@ -153,8 +167,12 @@ class LLMInteraction:
         )
         default_overrides = LLMConfigOverrides(provider_override=resolution.llm_provider)
         prepared = [self._prepare(task, base, default_overrides) for task in tasks]
-        sendable = sum(1 for item in prepared if isinstance(item, _Ready))
-        self._metrics.record_requests(resolution.mode, sendable)
+        return prepared, sum(1 for item in prepared if isinstance(item, _Ready))
+
+    async def _send(
+        self, prepared: list[_Ready | ComparisonSubmission], sendable: int, mode: LLMBatchingMode
+    ) -> list[ComparisonSubmission]:
+        self._metrics.record_requests(mode, sendable)
         return await self._post_all(prepared, sendable)
 
     def _prepare(

@@ -52,6 +52,8 @@ def build_request_metadata(
         ),
         "cj_llm_batching_decided_by": resolution.decided_by,
     }
+    if isinstance(preferred_bundle_size, bool) or not isinstance(preferred_bundle_size, int | None):
+        raise ValueError(f"preferred_bundle_size: {preferred_bundle_size!r} must be an int")
     if preferred_bundle_size is not None and preferred_bundle_size > 0:
         metadata["preferred_bundle_size"] = min(preferred_bundle_size, MAX_BUNDLE_SIZE)
     return merge_extra(metadata, extra) if extra else metadata

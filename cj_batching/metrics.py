@@ -43,25 +43,16 @@ class BatchingMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        registry = REGISTRY if registry is None else registry
-        try:
-            self._define(registry)
-        except ValueError as exc:
-            raise ValueError(
-                f"BatchingMetrics: the cj_llm_* counters are already registered in {registry!r}"
-                "; create one BatchingMetrics per registry and share it"
-            ) from exc
         self._failed = False
+        counters = self._define()
+        _register_all(REGISTRY if registry is None else registry, counters)
 
-    def _define(self, registry: CollectorRegistry) -> None:
-        requests = _counter(
-            registry, "cj_llm_requests", "Comparisons sent to LPS.", "batching_mode"
-        )
+    def _define(self) -> list[Counter]:
+        requests = _counter("cj_llm_requests", "Comparisons sent to LPS.", "batching_mode")
         batches = _counter(
-            registry, "cj_llm_batches_started", "CJ batches started (first wave).", "batching_mode"
+            "cj_llm_batches_started", "CJ batches started (first wave).", "batching_mode"
         )
         resolutions = _counter(
-            registry,
             "cj_llm_batching_resolutions",
             "Fresh (non-cached) batching-mode resolutions.",
             "batching_mode",
@@ -69,13 +60,11 @@ class BatchingMetrics:
             "cj_source",
         )
         errors = _counter(
-            registry,
             "cj_llm_batching_flag_errors",
             "Flag evaluations that fell back because of an error.",
             "error_code",
         )
         downgrades = _counter(
-            registry,
             "cj_llm_batching_guardrail_downgrades",
             "provider_batch_api requests refused by the provider guardrail.",
             "llm_provider",
@@ -91,6 +80,7 @@ class BatchingMetrics:
             for decided_by in DECIDED_BY
             for source in sources
         }
+        return [requests, batches, resolutions, errors, downgrades]
 
     def record_batch_started(self, mode: LLMBatchingMode) -> None:
         """+1 `cj_llm_batches_started_total` (call for `cj_comparison` submissions only)."""
@@ -135,8 +125,24 @@ class BatchingMetrics:
             _log.exception("recording a batching metric failed; further failures are silent")
 
 
-def _counter(registry: CollectorRegistry, name: str, doc: str, *labels: str) -> Counter:
-    return Counter(name, doc, labels, registry=registry)
+def _counter(name: str, doc: str, *labels: str) -> Counter:
+    return Counter(name, doc, labels, registry=None)  # registered all at once, below
+
+
+def _register_all(registry: CollectorRegistry, counters: list[Counter]) -> None:
+    """Register every counter or none: a clash must not leave a half-filled registry."""
+    done: list[Counter] = []
+    try:
+        for counter in counters:
+            registry.register(counter)
+            done.append(counter)
+    except ValueError as exc:
+        for counter in done:
+            registry.unregister(counter)
+        raise ValueError(
+            f"BatchingMetrics: a cj_llm_* metric is already registered in {registry!r} "
+            f"({exc}); create one BatchingMetrics per registry and share it"
+        ) from exc
 
 
 def _bind(counter: Counter, values: Iterable[_K]) -> dict[_K, Counter]:

@@ -44,7 +44,9 @@ def serve_metrics(
     Binds loopback by default: exposing metrics beyond the host is a deployment decision
     (pass `host="0.0.0.0"`). `port=0` picks a free port (see `MetricsServer.url`).
     """
-    server, thread = start_http_server(port, addr=host, registry=registry or REGISTRY)
+    server, thread = start_http_server(
+        port, addr=host, registry=REGISTRY if registry is None else registry
+    )
     handle = MetricsServer(server, thread)
     _log.info("serving metrics", extra={"metrics_url": handle.url})
     return handle

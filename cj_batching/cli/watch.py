@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from openfeature.event import EventDetails, ProviderEvent
+from openfeature.provider import ProviderStatus
 
 from cj_batching.cli._common import add_flags_option, load_settings
 from cj_batching.flag_checks import batching_flag_checks
@@ -50,9 +51,12 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
         flush=True,
     )
     client = bind_provider(provider, f"cj-batching-watch-{uuid.uuid4().hex}")
-    printer.initial(client.get_provider_status().value == "READY")
+    # Handlers first, then the initial line: an edit made as soon as that line shows must
+    # not be missed. A provider in ERROR reports itself through the handler at once.
     client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, printer.accepted)
     client.add_handler(ProviderEvent.PROVIDER_ERROR, printer.rejected)
+    if client.get_provider_status() is ProviderStatus.READY:
+        printer.initial()
     try:
         (stop or threading.Event()).wait()
     finally:
@@ -67,24 +71,21 @@ class _Printer:
         self._provider = provider
         self._lock = threading.Lock()
 
-    def initial(self, ready: bool) -> None:
-        if ready:
-            version = self._provider.flag_set_metadata.get("version")
-            self._line(f"accepted version {version} (initial)")
-        else:
-            self._rejected_line()
+    def initial(self) -> None:
+        version = self._provider.flag_set_metadata.get("version")
+        self._line(f"accepted version {version} (initial)")
 
     def accepted(self, details: EventDetails) -> None:
         version = details.metadata.get("version")
         changed = ", ".join(details.flags_changed or []) or "none"
         self._line(f"accepted version {version}: flags changed: {changed}")
 
-    def rejected(self, _details: EventDetails) -> None:
-        self._rejected_line()
-
-    def _rejected_line(self) -> None:
-        problems = "; ".join(str(p) for p in self._provider.problems) or "unknown problem"
-        self._line(f"REJECTED (keeping the last good flags): {problems}")
+    def rejected(self, details: EventDetails) -> None:
+        # The event's own message names that version's problems; the start-up report
+        # carries none, so the provider's current problems stand in.
+        text = details.message or "; ".join(str(p) for p in self._provider.problems)
+        problems = "; ".join(part.strip() for part in text.splitlines())
+        self._line(f"REJECTED (keeping the last good flags): {problems or 'unknown problem'}")
 
     def _line(self, text: str) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
