@@ -27,7 +27,11 @@ def provider_for(settings: Settings) -> FeatureProvider:
         token=None if token is None else token.get_secret_value(),
         host=settings.FLAGS_FLAGD_HOST,
         port=settings.FLAGS_FLAGD_PORT,
-        timeout_seconds=settings.FLAGS_EVALUATION_TIMEOUT_SECONDS,
+        # The resolver bounds each remote evaluation by FLAGS_EVALUATION_TIMEOUT_SECONDS.
+        # The provider's own HTTP timeout / gRPC deadline only frees the worker thread:
+        # at the same value the two race and a slow flag service is counted as GENERAL
+        # or TIMEOUT by chance; with headroom it is always TIMEOUT.
+        timeout_seconds=2 * settings.FLAGS_EVALUATION_TIMEOUT_SECONDS,
     )
 
 

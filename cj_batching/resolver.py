@@ -16,6 +16,7 @@ from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.flag_evaluation import FlagEvaluationDetails
+from openfeature.provider import ProviderStatus
 from openfeature.provider.no_op_provider import PASSED_IN_DEFAULT
 
 from cj_batching.context import BatchContext, CacheKey
@@ -69,10 +70,15 @@ class BatchingModeResolver:
         self._reported: set[tuple[str, str]] = set()
         self._pool: ThreadPoolExecutor | None = None
         # New flags (or a provider back from an error) make every cached answer suspect.
-        # OpenFeature also calls the READY handler at once when the provider is ready.
+        # OpenFeature also calls the READY handler when it is registered on a ready
+        # provider, later, on its event thread: that echo must not wipe the answers
+        # cached meanwhile, so READY clears only after ERROR/STALE or a start not ready.
+        self._degraded = client.get_provider_status() is not ProviderStatus.READY
         self._handlers = {
             ProviderEvent.PROVIDER_CONFIGURATION_CHANGED: self._on_flags_changed,
             ProviderEvent.PROVIDER_READY: self._on_ready,
+            ProviderEvent.PROVIDER_ERROR: self._on_degraded,
+            ProviderEvent.PROVIDER_STALE: self._on_degraded,
         }
         for event, handler in self._handlers.items():
             client.add_handler(event, handler)
@@ -122,14 +128,21 @@ class BatchingModeResolver:
             self._cache.clear()
 
     def close(self) -> None:
-        """Stop listening to flag events and release the evaluation threads."""
-        for event, handler in self._handlers.items():
+        """Stop listening to flag events and release the evaluation threads (idempotent)."""
+        handlers, self._handlers = self._handlers, {}
+        for event, handler in handlers.items():
             self._client.remove_handler(event, handler)
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _on_ready(self, _details: EventDetails) -> None:
-        self.clear_cache()
+        if self._degraded:
+            self._degraded = False
+            self.clear_cache()
+
+    def _on_degraded(self, _details: EventDetails) -> None:
+        self._degraded = True
 
     def _on_flags_changed(self, _details: EventDetails) -> None:
         self.clear_cache()

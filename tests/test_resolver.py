@@ -489,3 +489,10 @@ async def test_slow_remote_provider_neither_blocks_the_loop_nor_the_caller(
     assert elapsed < 2  # bounded by the evaluation timeout, not the provider
     assert ticks >= 5  # the event loop kept running meanwhile
     assert flag_errors(registry, "TIMEOUT") == 1
+
+
+def test_close_is_idempotent(make_resolver: ResolverFactory) -> None:
+    resolver, _ = make_resolver()
+    resolver.close()
+    resolver.close()
+    assert resolver.resolve(ctx(source="eng5_runner")).mode is BATCH_API  # still answers
