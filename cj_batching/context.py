@@ -19,6 +19,7 @@ REQUEST_TYPES: Final = ("cj_comparison", "cj_retry")
 # short printable tokens so a 10 KB or control-character value is refused at the edge.
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
 _BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+_EXAMPLES = {"cj_source": KNOWN_SOURCES, "request_type": REQUEST_TYPES}
 
 CacheKey = tuple[str, str, LLMProviderType | None, str, LLMBatchingMode | None]
 
@@ -49,6 +50,10 @@ class BatchContext:
             if self.llm_provider is None
             else parse_provider(self.llm_provider, field="llm_provider")
         )
+        if not isinstance(self.overrides, BatchConfigOverrides | None):
+            raise ValueError(
+                f"overrides: {short_repr(self.overrides)} must be a BatchConfigOverrides or None"
+            )
         override = self.overrides.llm_batching_mode_override if self.overrides else None
         object.__setattr__(self, "cj_batch_id", batch_id)
         object.__setattr__(self, "cj_source", source)
@@ -74,6 +79,8 @@ def _batch_id(value: object) -> int | str:
         raise ValueError(
             f"cj_batch_id: {short_repr(value)} must be an int or a str (the CJ batch primary key)"
         )
+    if isinstance(value, int) and not 0 <= value < 10**18:
+        raise ValueError(f"cj_batch_id: {short_repr(value)} must be in 0..10**18-1")
     if isinstance(value, str):
         value = value.strip()
         if not _BATCH_ID.fullmatch(value):
@@ -92,8 +99,9 @@ def normalise_token(name: str, value: object, *, empty: str | None) -> str:
     if not text and empty is not None:
         return empty
     if not _TOKEN.fullmatch(text):
+        examples = ", ".join(_EXAMPLES.get(name, KNOWN_SOURCES))
         raise ValueError(
             f"{name}: {short_repr(value)} is not allowed; use 1-64 characters from a-z, 0-9 "
-            "and _ . : - (starting with a letter or digit), e.g. els, bos, eng5_runner"
+            f"and _ . : - (starting with a letter or digit), e.g. {examples}"
         )
     return text

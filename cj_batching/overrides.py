@@ -56,7 +56,7 @@ def overrides_from_envelope_metadata(
     unknown or non-string hint is ignored with a WARNING naming it: a bad hint must not
     fail the batch, but it must not vanish silently either.
     """
-    hint = None if metadata is None else metadata.get(MODE_HINT_KEY)
+    hint = metadata.get(MODE_HINT_KEY) if isinstance(metadata, Mapping) else None
     if hint is None or (isinstance(hint, str) and not hint.strip()):
         return None
     mode = LLMBatchingMode.lookup(hint)

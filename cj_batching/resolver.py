@@ -15,6 +15,7 @@ from cachetools import TTLCache
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
+from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagEvaluationDetails
 from openfeature.provider import ProviderStatus
 from openfeature.provider.no_op_provider import PASSED_IN_DEFAULT
@@ -30,6 +31,7 @@ from flags import evaluates_in_process
 __all__ = ["BatchingModeResolver", "flag_evaluation_context"]
 
 _log = logging.getLogger(__name__)
+_FLAG_NOT_FOUND = ErrorCode.FLAG_NOT_FOUND.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +228,10 @@ class BatchingModeResolver:
     ) -> tuple[tuple[LLMProviderType, ...], AllowListSource, str | None]:
         settings_list = tuple(self._settings.LLM_BATCH_API_ALLOWED_PROVIDERS)
         key = self._settings.LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY
-        answer = self._evaluate(key, {}, evaluation)
+        # The allow-list flag is optional: without it the settings list applies, which
+        # is not trouble worth counting (flagd over OFREP also says FLAG_NOT_FOUND for a
+        # DISABLED flag).
+        answer = self._evaluate(key, {}, evaluation, absent_ok=True)
         if answer.error or answer.variant is None:
             return settings_list, "settings", answer.version
         allowed = parse_allow_list(answer.value)
@@ -235,9 +240,11 @@ class BatchingModeResolver:
             return settings_list, "settings", answer.version
         return allowed, "flag", answer.version
 
-    def _evaluate(self, key: str, default: Any, evaluation: EvaluationContext) -> _Answer:
+    def _evaluate(
+        self, key: str, default: Any, evaluation: EvaluationContext, *, absent_ok: bool = False
+    ) -> _Answer:
         answer = self._ask_provider(key, default, evaluation)
-        if answer.error:
+        if answer.error and not (absent_ok and answer.error == _FLAG_NOT_FOUND):
             self._flag_trouble(key, answer.error, answer.message)
         return answer
 

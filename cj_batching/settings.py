@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from flags import ProviderKind
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "CJ_ASSESSMENT_SERVICE_"
+_FLAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # short, printable: logged
 
 
 class SettingsError(ValueError):
@@ -48,10 +50,8 @@ class Settings(BaseSettings):
     DEFAULT_LLM_PROVIDER: LLMProviderType = Field(
         LLMProviderType.OPENAI, description="Provider used when a batch names none."
     )
-    LLM_BATCHING_FLAG_KEY: str = Field("llm-batching-mode", min_length=1)
-    LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY: str = Field(
-        "llm-batch-api-allowed-providers", min_length=1
-    )
+    LLM_BATCHING_FLAG_KEY: str = Field("llm-batching-mode")
+    LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY: str = Field("llm-batch-api-allowed-providers")
 
     FLAGS_PROVIDER: ProviderKind = Field(
         "file", description="Where flags come from: file, none, ofrep or flagd."
@@ -87,6 +87,35 @@ class Settings(BaseSettings):
             raise SettingsError(_describe_validation_error(exc)) from None
         except _SourceError as exc:
             raise SettingsError(str(exc)) from None
+
+    @field_validator("FLAGS_PROVIDER", mode="before")
+    @classmethod
+    def _lower_provider_kind(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("LLM_BATCHING_FLAG_KEY", "LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY")
+    @classmethod
+    def _usable_flag_key(cls, value: str) -> str:
+        if not _FLAG_KEY.fullmatch(value):
+            raise ValueError(
+                "a flag key is 1-128 characters from letters, digits and _ . : - "
+                "(starting with a letter or digit)"
+            )
+        return value
+
+    @field_validator("FLAGS_OFREP_URL")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+\S*", value):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://flagd:8016")
+        return value
+
+    @field_validator("FLAGS_FILE")
+    @classmethod
+    def _known_flag_file_format(cls, value: Path) -> Path:
+        if value.suffix.lower() not in (".yaml", ".yml", ".json"):
+            raise ValueError("a flag file must end in .yaml, .yml or .json")
+        return value
 
     @field_validator("LLM_BATCH_API_ALLOWED_PROVIDERS", mode="before")
     @classmethod

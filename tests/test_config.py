@@ -145,7 +145,10 @@ def test_allowed_providers_accept_json_or_commas(
         ("FLAGS_POLL_INTERVAL_SECONDS", "0", "greater than 0"),
         ("RESOLUTION_CACHE_TTL_SECONDS", "abc", "valid number"),
         ("RESOLUTION_CACHE_MAXSIZE", "-5", "greater than or equal to 1"),
-        ("LLM_BATCHING_FLAG_KEY", "", "at least 1 character"),
+        ("LLM_BATCHING_FLAG_KEY", "", "a flag key is 1-128 characters"),
+        ("LLM_BATCHING_FLAG_KEY", "bad key", "a flag key is 1-128 characters"),
+        ("FLAGS_FILE", "flags.toml", "must end in .yaml, .yml or .json"),
+        ("FLAGS_OFREP_URL", "flagd:8016", "must be an http:// or https:// URL"),
     ],
 )
 def test_invalid_setting_names_env_var_value_and_allowed(
@@ -165,6 +168,11 @@ def test_secret_settings_are_masked_in_errors_and_reprs() -> None:
     assert f"{ENV}FLAGS_OFREP_TOKEN='**********'" in str(info.value)
     assert "987654321" not in str(info.value)
     assert "s3cret-token" not in repr(make_settings(FLAGS_OFREP_TOKEN="s3cret-token"))
+
+
+def test_flags_provider_kind_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV}FLAGS_PROVIDER", " None ")
+    assert Settings().FLAGS_PROVIDER == "none"
 
 
 def test_settings_are_immutable() -> None:
@@ -265,7 +273,9 @@ def test_batch_ids(batch_id: int | str, key: str) -> None:
     assert BatchContext(batch_id).batch_key == key
 
 
-@pytest.mark.parametrize("batch_id", ["", "  ", "a" * 129, "x\ny", True, 4.2, None, b"42"])
+@pytest.mark.parametrize(
+    "batch_id", ["", "  ", "a" * 129, "x\ny", True, 4.2, None, b"42", -1, 10**18]
+)
 def test_unusable_batch_ids_get_a_clear_error(batch_id: object) -> None:
     with pytest.raises(ValueError, match="cj_batch_id"):
         BatchContext(batch_id)  # type: ignore[arg-type]
@@ -281,3 +291,10 @@ def test_context_is_frozen() -> None:
     context = BatchContext(1)
     with pytest.raises(AttributeError):
         context.cj_source = "bos"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("metadata", [None, [], "llm_batching_mode_hint", 42])
+def test_envelope_metadata_that_is_not_a_mapping_gives_no_override(metadata: object) -> None:
+    from cj_batching import overrides_from_envelope_metadata
+
+    assert overrides_from_envelope_metadata(metadata) is None  # type: ignore[arg-type]

@@ -496,3 +496,12 @@ def test_close_is_idempotent(make_resolver: ResolverFactory) -> None:
     resolver.close()
     resolver.close()
     assert resolver.resolve(ctx(source="eng5_runner")).mode is BATCH_API  # still answers
+
+
+def test_a_missing_allow_list_flag_is_not_trouble(
+    make_resolver: ResolverFactory, registry: CollectorRegistry,
+) -> None:
+    resolver, _ = make_resolver()  # the batching document has no allow-list flag
+    resolution = resolver.resolve(ctx(source="eng5_runner", provider="anthropic"))
+    assert (resolution.mode, resolution.allowed_providers_source) == (BATCH_API, "settings")
+    assert flag_errors(registry, "FLAG_NOT_FOUND") == 0

@@ -1,0 +1,319 @@
+"""The flags file through 200 versions, good and bad, while 4 threads resolve without a
+cache: every answer comes from a good version, never goes back, and every bad version is
+rejected with exactly one error log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from openfeature.event import EventDetails, ProviderEvent
+from prometheus_client import CollectorRegistry
+
+from cj_batching import BatchContext, BatchingMetrics, LLMBatchingMode, configure
+from flags import MAX_DOCUMENT_BYTES
+from flags.testing import EventRecorder, wait_until, write_atomically
+from tests.conftest import make_settings
+from tests.documents import MODES, allow_list_flag, mode_flag
+
+pytestmark = pytest.mark.fault
+
+POLL = 0.02
+THREADS = 4
+WAIT = 5.0  # bound on one version being observed (one poll, the settle re-read, events)
+# One cycle of 10 versions, repeated 20 times: 5 good ways to publish, 5 bad versions.
+CYCLE = (
+    "malformed",
+    "good",
+    "truncated",  # an in-place write caught half-way...
+    "good-in-place",  # ...then completed: the good version it was meant to be
+    "deleted",
+    "good-symlink",  # flags.yaml becomes a symlink into a ..data directory
+    "good-symlink",  # the ..data link is swapped atomically (a ConfigMap update)
+    "oversize",
+    "alias-bomb",
+    "good",
+)
+VERSIONS = 20 * len(CYCLE)
+BAD = {"malformed", "truncated", "deleted", "oversize", "alias-bomb"}
+# What the rejection of each bad kind must say (malformed rotates through four reasons).
+REASON = {
+    "truncated": "syntax error",
+    "deleted": "file not found",
+    "oversize": "byte limit",
+    "alias-bomb": "aliases",
+    "malformed": "",
+}
+
+
+def version_name(index: int) -> str:
+    return f"chaos-{index:03d}"
+
+
+def version_index(name: str | None) -> int:
+    assert name is not None, "an answer without a flag set version"
+    assert name.startswith("chaos-"), name
+    return int(name.removeprefix("chaos-"))
+
+
+def mode_of(index: int) -> LLMBatchingMode:
+    """The mode version `index` declares: any answer can be checked against its version."""
+    return LLMBatchingMode(MODES[index % len(MODES)])
+
+
+def good_text(index: int) -> str:
+    """JSON inside the .yaml file, so any truncation of it is a syntax error; what differs
+    between versions (the mode, the version) comes last."""
+    doc = {
+        "flags": {
+            "llm-batch-api-allowed-providers": allow_list_flag("openai", "anthropic"),
+            "llm-batching-mode": mode_flag(default_variant=mode_of(index).value),
+        },
+        "metadata": {"version": version_name(index)},
+    }
+    return json.dumps(doc, indent=1)
+
+
+def malformed_text(index: int) -> str:
+    """Bad in four rotating ways; each names its own version, so serving it would show."""
+    good = json.loads(good_text(index))
+    flag = good["flags"]["llm-batching-mode"]
+    match index % 4:
+        case 0:  # syntax
+            return good_text(index)[:-2] + ",,}"
+        case 1:  # structure: a flag without variants
+            del flag["variants"]
+        case 2:  # semantics: the default variant does not exist
+            flag["defaultVariant"] = "nope"
+        case _:  # batching: a mode typo only this domain's checks know
+            flag["variants"] = {"turbo": "provider_batchapi_TYPO"}
+            flag["defaultVariant"] = "turbo"
+    return json.dumps(good)
+
+
+def oversize_text(index: int) -> str:
+    head = good_text(index) + "\n"
+    return head + "#" * (5 * 1024 * 1024 - len(head))
+
+
+def alias_bomb_text(index: int) -> str:
+    lines = [f"metadata: {{version: {version_name(index)}}}", "a: &a [lol, lol, lol, lol, lol]"]
+    for level in range(1, 10):
+        previous, name = chr(ord("a") + level - 1), chr(ord("a") + level)
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
+    lines.append("flags: {}")
+    return "\n".join(lines) + "\n"
+
+
+def sample_sum(registry: CollectorRegistry, metric: str) -> float:
+    return sum(
+        sample.value
+        for family in registry.collect()
+        if family.name == metric
+        for sample in family.samples
+        if sample.name == f"{metric}_total"
+    )
+
+
+@dataclass
+class Answer:
+    version: int
+    mode: LLMBatchingMode
+    decided_by: str
+    flag_error: str | None
+
+
+class Publisher:
+    """Writes each version the way its kind says and waits until the provider has
+    observed it (accepted: CONFIGURATION_CHANGED with its version; rejected: ERROR)."""
+
+    def __init__(self, directory: Path, recorder: EventRecorder) -> None:
+        self.path = directory / "flags.yaml"
+        self._directory = directory
+        self._events = recorder
+
+    def _wait_accepted(self, index: int, after: int) -> None:
+        name = version_name(index)
+
+        def is_it(details: EventDetails) -> bool:
+            return details.metadata.get("version") == name
+
+        self._events.wait_for(
+            ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, after=after, where=is_it, timeout=WAIT
+        )
+
+    def _wait_rejected(self, after: int) -> EventDetails:
+        return self._events.wait_for(ProviderEvent.PROVIDER_ERROR, after=after, timeout=WAIT)
+
+    def publish(self, index: int, kind: str) -> str | None:
+        """Publish version `index`; return the rejection message of a bad one."""
+        mark = self._events.mark()
+        if kind == "truncated":
+            return self._in_place(index, mark)
+        if kind == "good-in-place":
+            return None  # completed by the truncated step before it
+        if kind == "good":
+            write_atomically(self.path, good_text(index))
+        elif kind == "good-symlink":
+            self._symlink(index)
+        elif kind == "deleted":
+            self.path.unlink()
+        elif kind == "malformed":
+            write_atomically(self.path, malformed_text(index))
+        elif kind == "oversize":
+            write_atomically(self.path, oversize_text(index))
+        elif kind == "alias-bomb":
+            write_atomically(self.path, alias_bomb_text(index))
+        else:
+            raise AssertionError(kind)
+        if kind in BAD:
+            return self._wait_rejected(mark).message or ""
+        self._wait_accepted(index, mark)
+        return None
+
+    def _in_place(self, index: int, mark: int) -> str:
+        """Rewrite the file in place into version index+1 and hold it half-written until
+        the provider has rejected what it read; then finish the write (the next, good
+        version). The old and the new version share their first part, so the half-written
+        file appears in one step (a truncate), with no other state a reader could catch."""
+        assert not self.path.is_symlink()
+        old, new = self.path.read_bytes(), good_text(index + 1).encode()
+        cut = next(i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b)
+        assert 0 < cut < len(new)
+        with self.path.open("r+b") as handle:
+            handle.truncate(cut)  # the file now holds new[:cut]: a truncated document
+            rejection = self._wait_rejected(mark).message or ""
+            completed = self._events.mark()
+            handle.seek(cut)
+            handle.write(new[cut:])
+        self._wait_accepted(index + 1, completed)
+        return rejection
+
+    def _symlink(self, index: int) -> None:
+        """Kubernetes' ConfigMap layout: flags.yaml -> ..data/flags.yaml, ..data -> a
+        directory per version; ..data is swapped by renaming a new link over it."""
+        target = self._directory / f"..{index:03d}"
+        target.mkdir()
+        (target / "flags.yaml").write_text(good_text(index))
+        data_link = self._directory / "..data"
+        new_link = self._directory / "..data.tmp"
+        new_link.symlink_to(target.name)
+        os.replace(new_link, data_link)
+        if not self.path.is_symlink():
+            new_file_link = self._directory / "flags.yaml.tmp"
+            new_file_link.symlink_to(Path("..data") / "flags.yaml")
+            os.replace(new_file_link, self.path)
+
+
+def test_two_hundred_versions_under_load_serve_only_good_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    plan = [CYCLE[i % len(CYCLE)] for i in range(VERSIONS)]
+    indices = list(range(1, VERSIONS + 1))
+    good_versions = {0} | {i for i, kind in zip(indices, plan, strict=True) if kind not in BAD}
+    bad_count = sum(kind in BAD for kind in plan)
+    assert len(oversize_text(1).encode()) > MAX_DOCUMENT_BYTES
+
+    path = tmp_path / "flags.yaml"
+    path.write_text(good_text(0))
+    registry = CollectorRegistry()
+    settings = make_settings(
+        FLAGS_FILE=path,
+        FLAGS_POLL_INTERVAL_SECONDS=POLL,
+        RESOLUTION_CACHE_TTL_SECONDS=0,
+    )
+    caplog.set_level(logging.INFO, logger="flags.file_provider")
+    resolver = configure(
+        settings, metrics=BatchingMetrics(registry), domain=f"chaos-{uuid.uuid4().hex}"
+    )
+    recorder = EventRecorder(resolver.client)
+    publisher = Publisher(tmp_path, recorder)
+    stop = threading.Event()
+    answers: list[list[Answer]] = [[] for _ in range(THREADS)]
+    errors: list[BaseException] = []
+    error_logs: list[int] = []  # ERROR records from the provider, per version
+
+    def traffic(thread: int) -> None:
+        batch_id = thread * 1_000
+        try:
+            while not stop.is_set():
+                batch_id += 1
+                resolution = resolver.resolve(BatchContext(batch_id, "bos", "openai"))
+                answers[thread].append(
+                    Answer(
+                        version_index(resolution.flag_set_version),
+                        resolution.mode,
+                        resolution.decided_by,
+                        resolution.flag_error,
+                    )
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=traffic, args=(t,), daemon=True) for t in range(THREADS)]
+    try:
+        assert resolver.resolve(BatchContext(1, "bos", "openai")).flag_set_version == "chaos-000"
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: all(answers), what="traffic to start")
+        for index, kind in zip(indices, plan, strict=True):
+            logged = len(caplog.records)
+            rejection = publisher.publish(index, kind)
+            if rejection is not None:
+                assert REASON[kind] in rejection, (index, kind, rejection)
+            # The provider logs before it emits the event we waited for: a version's log
+            # is in by now, and a repeat of it would land in the next version's count.
+            error_logs.append(sum(_is_error_log(r) for r in caplog.records[logged:]))
+        last = max(good_versions)
+        wait_until(
+            lambda: all(a and a[-1].version == last for a in answers),
+            timeout=WAIT,
+            what=f"every thread to serve version {last}",
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        resolver.close()
+        resolver.client.provider.shutdown()
+
+    assert errors == []
+    assert not any(thread.is_alive() for thread in threads)
+    flat = [answer for thread_answers in answers for answer in thread_answers]
+    assert len(flat) > 1_000  # it really was continuous traffic
+    for thread_answers in answers:
+        seen = [answer.version for answer in thread_answers]
+        assert seen == sorted(seen), "a thread saw an older version after a newer one"
+    served = {answer.version for answer in flat}
+    assert served <= good_versions, f"answers from bad versions: {served - good_versions}"
+    wrong = [a for a in flat if a.mode is not mode_of(a.version) or a.decided_by != "flag"]
+    assert wrong == []
+    assert {answer.flag_error for answer in flat} == {None}
+    assert last in served
+    # Cache TTL 0: every answer (and the first probe) was a fresh, counted resolution,
+    # and no flag evaluation failed over, not even during the bad versions.
+    assert sample_sum(registry, "cj_llm_batching_resolutions") == len(flat) + 1
+    assert sample_sum(registry, "cj_llm_batching_flag_errors") == 0
+
+    # Exactly one error log per bad version, none for a good one.
+    assert error_logs == [int(kind in BAD) for kind in plan]
+    assert sum(_is_error_log(r) for r in caplog.records) == bad_count
+    events = Counter(kind for kind, _ in recorder.events)
+    assert events[ProviderEvent.PROVIDER_ERROR] == bad_count
+    assert events[ProviderEvent.PROVIDER_CONFIGURATION_CHANGED] == len(good_versions) - 1
+    print(  # the run's numbers, for the record (shown with -s)
+        f"\nchaos: {VERSIONS} versions {dict(Counter(plan))}; {len(flat)} answers checked "
+        f"({[len(a) for a in answers]} per thread) from {len(served)} versions; "
+        f"{sum(error_logs)} error logs for {bad_count} bad versions"
+    )
+
+
+def _is_error_log(record: logging.LogRecord) -> bool:
+    return record.name == "flags.file_provider" and record.levelno >= logging.ERROR
