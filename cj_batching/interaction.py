@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
@@ -89,6 +90,11 @@ class LLMInteraction:
         self._resolver = resolver
         self._lps = lps
         self._metrics = metrics
+        # LPS_MAX_CONCURRENCY bounds the POSTs in flight across every wave sent through
+        # this object, not per wave: concurrent batches must not multiply it. One gate per
+        # event loop (an asyncio.Semaphore belongs to the loop it first waits on).
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._gates = weakref.WeakKeyDictionary()
 
     async def submit_batch(
         self,
@@ -208,14 +214,27 @@ class LLMInteraction:
         results: list[ComparisonSubmission | None] = [None] * len(prepared)
         indexes = iter(range(len(prepared)))  # shared by the workers: each index once
 
+        gate = self._gate()
+
         async def worker() -> None:
             for index in indexes:
                 item = prepared[index]
-                results[index] = await self._post(item) if isinstance(item, _Ready) else item
+                if isinstance(item, _Ready):
+                    async with gate:
+                        results[index] = await self._post(item)
+                else:
+                    results[index] = item
 
         workers = max(1, min(self._settings.LPS_MAX_CONCURRENCY, sendable))
         await asyncio.gather(*(worker() for _ in range(workers)))
         return cast(list[ComparisonSubmission], results)  # every index was filled once
+
+    def _gate(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(self._settings.LPS_MAX_CONCURRENCY)
+        return gate
 
     async def _post(self, item: _Ready) -> ComparisonSubmission:
         correlation_id = item.request.correlation_id
