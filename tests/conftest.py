@@ -15,6 +15,7 @@ from cj_batching import BatchingMetrics, BatchingModeResolver, Settings
 from flags import FlagdMemoryProvider, bind_provider
 
 from .documents import batching_document
+from .lps_server import LPSServer, running_lps_server
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +81,10 @@ def make_resolver(
     yield _make
     for resolver in resolvers:
         resolver.close()
+
+
+@pytest.fixture
+def lps() -> Iterator[LPSServer]:
+    """A real LPS on 127.0.0.1 (202 with a queue id unless scripted otherwise)."""
+    with running_lps_server() as server:
+        yield server

@@ -6,7 +6,7 @@ import logging
 import threading
 import uuid
 from collections import Counter as Tally
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -43,7 +43,6 @@ from .lps_server import (
     bad_request,
     drop_connection,
     queue_full,
-    running_lps_server,
     server_error,
     slow,
     too_many_requests,
@@ -73,12 +72,6 @@ class NoSleep:
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-
-
-@pytest.fixture
-def lps() -> Iterator[LPSServer]:
-    with running_lps_server() as server:
-        yield server
 
 
 @asynccontextmanager

@@ -3,7 +3,6 @@ by the test, flagd over gRPC against a closed port (no flagd daemon on test mach
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -30,6 +29,7 @@ from flags.testing import wait_until
 
 from .conftest import ResolverFactory, make_settings
 from .documents import allow_list_flag, document, mode_flag, source_is
+from .helpers import flag_errors, loop_ticks
 from .ofrep_server import (
     OFREPServer,
     Reply,
@@ -61,11 +61,6 @@ def ctx(
     request_type: str = "cj_comparison",
 ) -> BatchContext:
     return BatchContext(batch_id, source, provider, request_type, None)
-
-
-def flag_errors(registry: CollectorRegistry, code: str) -> float:
-    value = registry.get_sample_value("cj_llm_batching_flag_errors_total", {"error_code": code})
-    return value or 0.0
 
 
 def all_flag_errors(registry: CollectorRegistry) -> float:
@@ -367,23 +362,14 @@ async def test_aresolve_on_a_slow_ofrep_server_keeps_the_event_loop_running(
 ) -> None:
     ofrep.answer(MODE_KEY, slow(SLOW))
     resolver = over_ofrep()
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
-
-    ticking = asyncio.create_task(ticker())
     started = time.monotonic()
-    resolution = await resolver.aresolve(ctx())
+    async with loop_ticks() as ticks:
+        resolution = await resolver.aresolve(ctx())
     elapsed = time.monotonic() - started
-    ticking.cancel()
     ofrep.release()
     assert (resolution.decided_by, resolution.flag_error) == ("default", "TIMEOUT")
     assert elapsed < 2
-    assert ticks >= 10  # ~30 expected in 0.3 s: the loop was never blocked for long
+    assert ticks.count >= 10  # ~30 expected in 0.3 s: the loop was never blocked for long
     assert flag_errors(registry, "TIMEOUT") == 1
 
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from openfeature.client import OpenFeatureClient
-from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ProviderFatalError
-from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
-from openfeature.provider import AbstractProvider, FeatureProvider, Metadata
+from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+from openfeature.provider import FeatureProvider
 from prometheus_client import CollectorRegistry
 
 from cj_batching import (
@@ -29,6 +27,7 @@ from flags.testing import wait_until
 
 from .conftest import ResolverFactory, make_settings
 from .documents import allow_list_flag, batching_document, document, mode_flag, source_is
+from .helpers import ScriptedProvider, counter_total, flag_errors, loop_ticks
 
 BATCH_API = LLMBatchingMode.PROVIDER_BATCH_API
 SERIAL = LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
@@ -47,18 +46,7 @@ def ctx(
 
 
 def resolutions_counted(registry: CollectorRegistry) -> float:
-    return sum(
-        sample.value
-        for metric in registry.collect()
-        if metric.name == "cj_llm_batching_resolutions"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
-
-
-def flag_errors(registry: CollectorRegistry, code: str) -> float:
-    value = registry.get_sample_value("cj_llm_batching_flag_errors_total", {"error_code": code})
-    return value or 0.0
+    return counter_total(registry, "cj_llm_batching_resolutions")
 
 
 # --- the chain -------------------------------------------------------------------------
@@ -182,48 +170,6 @@ def test_flag_falls_through_to_env_default(
     assert flag_errors(registry, error or "GENERAL") == (1.0 if error else 0.0)
 
 
-class _ScriptedProvider(AbstractProvider):
-    """A provider whose string answers come from a function (to stage faults)."""
-
-    def __init__(
-        self,
-        answer: Callable[[], FlagResolutionDetails[Any]],
-        *,
-        fail_init: Exception | None = None,
-    ) -> None:
-        self._answer = answer
-        self._fail_init = fail_init
-        self.calls = 0
-
-    def initialize(self, evaluation_context: EvaluationContext) -> None:
-        if self._fail_init is not None:
-            raise self._fail_init
-
-    def get_metadata(self) -> Metadata:
-        return Metadata(name="scripted")
-
-    def _resolve(self) -> FlagResolutionDetails[Any]:
-        self.calls += 1
-        return self._answer()
-
-    def resolve_string_details(
-        self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
-    ) -> FlagResolutionDetails[str]:
-        return self._resolve()
-
-    def resolve_object_details(
-        self,
-        flag_key: str,
-        default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
-        return self._resolve()
-
-    resolve_boolean_details = resolve_integer_details = resolve_float_details = (  # type: ignore[assignment]
-        resolve_string_details
-    )
-
-
 def _raise() -> FlagResolutionDetails[Any]:
     raise RuntimeError("provider exploded")
 
@@ -234,7 +180,7 @@ def test_provider_exception_falls_back(
     registry: CollectorRegistry,
 ) -> None:
     resolver = BatchingModeResolver(
-        make_settings(), bind(_ScriptedProvider(_raise)), metrics=metrics
+        make_settings(), bind(ScriptedProvider(_raise)), metrics=metrics
     )
     resolution = resolver.resolve(ctx())
     assert (resolution.mode, resolution.decided_by, resolution.flag_error) == (
@@ -246,7 +192,7 @@ def test_provider_exception_falls_back(
 
 
 def test_fatal_provider_falls_back(bind: Callable[[FeatureProvider], OpenFeatureClient]) -> None:
-    provider = _ScriptedProvider(
+    provider = ScriptedProvider(
         lambda: FlagResolutionDetails("per_request", variant="x"),
         fail_init=ProviderFatalError("gone for good"),
     )
@@ -432,7 +378,7 @@ def test_answer_from_old_flags_is_not_cached_after_a_change(
             "per_request", variant="per_request", reason=Reason.TARGETING_MATCH
         )
 
-    provider = _ScriptedProvider(slow_answer)
+    provider = ScriptedProvider(slow_answer)
     resolver = BatchingModeResolver(make_settings(), bind(provider))
     worker = threading.Thread(target=resolver.resolve, args=(ctx(),))
     worker.start()
@@ -467,27 +413,18 @@ async def test_slow_remote_provider_neither_blocks_the_loop_nor_the_caller(
 
     resolver = BatchingModeResolver(
         make_settings(FLAGS_EVALUATION_TIMEOUT_SECONDS=0.2),
-        bind(_ScriptedProvider(hang)),
+        bind(ScriptedProvider(hang)),
         metrics=metrics,
     )
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
-
-    ticking = asyncio.create_task(ticker())
     started = time.monotonic()
-    resolution = await resolver.aresolve(ctx())
+    async with loop_ticks() as ticks:
+        resolution = await resolver.aresolve(ctx())
     elapsed = time.monotonic() - started
-    ticking.cancel()
     release.set()
     resolver.close()
     assert (resolution.decided_by, resolution.flag_error) == ("default", "TIMEOUT")
     assert elapsed < 2  # bounded by the evaluation timeout, not the provider
-    assert ticks >= 5  # the event loop kept running meanwhile
+    assert ticks.count >= 5  # the event loop kept running meanwhile
     assert flag_errors(registry, "TIMEOUT") == 1
 
 
@@ -499,7 +436,8 @@ def test_close_is_idempotent(make_resolver: ResolverFactory) -> None:
 
 
 def test_a_missing_allow_list_flag_is_not_trouble(
-    make_resolver: ResolverFactory, registry: CollectorRegistry,
+    make_resolver: ResolverFactory,
+    registry: CollectorRegistry,
 ) -> None:
     resolver, _ = make_resolver()  # the batching document has no allow-list flag
     resolution = resolver.resolve(ctx(source="eng5_runner", provider="anthropic"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,15 +28,14 @@ def watching(
     monkeypatch.setenv("CJ_ASSESSMENT_SERVICE_FLAGS_POLL_INTERVAL_SECONDS", "0.02")
     path = tmp_path / "flags.yaml"
     path.write_text(yaml.safe_dump(batching_document(version="v1")))
-    lines: list[str] = []
+    out = io.StringIO()  # written by the watcher's threads under its own lock
     stop = threading.Event()
     args = argparse.Namespace(flags=path, verbose=0)
-    thread = threading.Thread(target=watch.run, args=(args,), kwargs={"stop": stop})
+    thread = threading.Thread(target=watch.run, args=(args,), kwargs={"stop": stop, "out": out})
     thread.start()
 
     def output() -> list[str]:
-        lines.extend(capsys.readouterr().out.splitlines())
-        return lines
+        return out.getvalue().splitlines()
 
     yield path, output
     stop.set()

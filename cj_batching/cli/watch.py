@@ -8,7 +8,7 @@ import sys
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.provider import ProviderStatus
@@ -34,8 +34,10 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int:
-    """Watch until interrupted (or until `stop` is set, for tests)."""
+def run(
+    args: argparse.Namespace, *, stop: threading.Event | None = None, out: TextIO | None = None
+) -> int:
+    """Watch until interrupted (or until `stop` is set), printing to `out` (stdout)."""
     settings = load_settings(args.flags)
     if not args.verbose:  # every rejection is printed below; its log line would repeat it
         logging.getLogger("flags").setLevel(logging.CRITICAL)
@@ -44,11 +46,9 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
         settings.FLAGS_POLL_INTERVAL_SECONDS,
         checks=batching_flag_checks(settings),
     )
-    printer = _Printer(provider)
-    print(
-        f"watching {provider.path} every {settings.FLAGS_POLL_INTERVAL_SECONDS:g}s "
-        "(Ctrl-C to stop)",
-        flush=True,
+    printer = _Printer(provider, sys.stdout if out is None else out)
+    printer.write(
+        f"watching {provider.path} every {settings.FLAGS_POLL_INTERVAL_SECONDS:g}s (Ctrl-C to stop)"
     )
     client = bind_provider(provider, f"cj-batching-watch-{uuid.uuid4().hex}")
     # Handlers first, then the initial line: an edit made as soon as that line shows must
@@ -67,8 +67,9 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
 class _Printer:
     """Formats provider events as lines; events arrive on OpenFeature's thread pool."""
 
-    def __init__(self, provider: FlagdFileProvider) -> None:
+    def __init__(self, provider: FlagdFileProvider, out: TextIO) -> None:
         self._provider = provider
+        self._out = out
         self._lock = threading.Lock()
 
     def initial(self) -> None:
@@ -89,6 +90,9 @@ class _Printer:
 
     def _line(self, text: str) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.write(f"{stamp} {text}")
+
+    def write(self, line: str) -> None:
         with self._lock:
-            sys.stdout.write(f"{stamp} {text}\n")
-            sys.stdout.flush()
+            self._out.write(f"{line}\n")
+            self._out.flush()

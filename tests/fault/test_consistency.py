@@ -13,7 +13,6 @@ import asyncio
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -36,7 +35,8 @@ from cj_batching.interaction import BatchSubmission
 from flags import FlagdMemoryProvider
 from tests.conftest import ResolverFactory
 from tests.documents import allow_list_flag, document, mode_flag, source_is
-from tests.lps_server import LPSServer, running_lps_server
+from tests.helpers import per_mode
+from tests.lps_server import LPSServer
 
 pytestmark = pytest.mark.fault
 
@@ -158,21 +158,6 @@ class InFlightClient(LPSClient):
             self.in_flight -= 1
 
 
-@pytest.fixture
-def lps() -> Iterator[LPSServer]:
-    with running_lps_server() as server:
-        yield server
-
-
-def counted(registry: CollectorRegistry, name: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for mode in LLMBatchingMode:
-        value = registry.get_sample_value(name, {"batching_mode": mode.value})
-        assert value is not None, f"{name}{{batching_mode={mode.value}}} is not exposed"
-        values[mode.value] = value
-    return values
-
-
 async def test_sent_equals_counted_per_mode_while_the_flag_flips(
     make_resolver: ResolverFactory,
     metrics: BatchingMetrics,
@@ -262,12 +247,12 @@ async def test_sent_equals_counted_per_mode_while_the_flag_flips(
 
     # Counted exactly as sent, per mode; batches only for the cj_comparison waves.
     on_the_wire = Tally(r.body["metadata"]["cj_llm_batching_mode"] for r in requests)
-    assert counted(registry, "cj_llm_requests_total") == {
+    assert per_mode(registry, "cj_llm_requests_total") == {
         mode.value: float(on_the_wire[mode.value]) for mode in LLMBatchingMode
     }
     assert sum(on_the_wire.values()) == total
     first_waves = Tally(waves[0].resolution.mode.value for waves in results)
-    assert counted(registry, "cj_llm_batches_started_total") == {
+    assert per_mode(registry, "cj_llm_batches_started_total") == {
         mode.value: float(first_waves[mode.value]) for mode in LLMBatchingMode
     }
     assert sum(first_waves.values()) == BATCHES

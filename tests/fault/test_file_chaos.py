@@ -22,6 +22,7 @@ from flags import MAX_DOCUMENT_BYTES
 from flags.testing import EventRecorder, wait_until, write_atomically
 from tests.conftest import make_settings
 from tests.documents import MODES, allow_list_flag, mode_flag
+from tests.helpers import counter_total
 
 pytestmark = pytest.mark.fault
 
@@ -110,16 +111,6 @@ def alias_bomb_text(index: int) -> str:
         lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
     lines.append("flags: {}")
     return "\n".join(lines) + "\n"
-
-
-def sample_sum(registry: CollectorRegistry, metric: str) -> float:
-    return sum(
-        sample.value
-        for family in registry.collect()
-        if family.name == metric
-        for sample in family.samples
-        if sample.name == f"{metric}_total"
-    )
 
 
 @dataclass
@@ -299,8 +290,8 @@ def test_two_hundred_versions_under_load_serve_only_good_versions(
     assert last in served
     # Cache TTL 0: every answer (and the first probe) was a fresh, counted resolution,
     # and no flag evaluation failed over, not even during the bad versions.
-    assert sample_sum(registry, "cj_llm_batching_resolutions") == len(flat) + 1
-    assert sample_sum(registry, "cj_llm_batching_flag_errors") == 0
+    assert counter_total(registry, "cj_llm_batching_resolutions") == len(flat) + 1
+    assert counter_total(registry, "cj_llm_batching_flag_errors") == 0
 
     # Exactly one error log per bad version, none for a good one.
     assert error_logs == [int(kind in BAD) for kind in plan]

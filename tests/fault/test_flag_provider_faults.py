@@ -11,17 +11,16 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from openfeature import api
 from openfeature.client import OpenFeatureClient
-from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ProviderFatalError
-from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
-from openfeature.provider import AbstractProvider, FeatureProvider, Metadata, ProviderStatus
+from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+from openfeature.provider import FeatureProvider, ProviderStatus
 from prometheus_client import CollectorRegistry
 
 from cj_batching import (
@@ -33,6 +32,7 @@ from cj_batching import (
 )
 from flags import evaluates_in_process
 from tests.conftest import make_settings
+from tests.helpers import ScriptedProvider, counter_total, flag_errors
 
 pytestmark = pytest.mark.fault
 
@@ -44,60 +44,11 @@ MODE_FLAG = "llm-batching-mode"
 SDK_TRACEBACK = "Unable to correctly evaluate flag"
 
 
-class FaultyProvider(AbstractProvider):
-    """A remote-style provider (not in-process, so the resolver's timeout applies) whose
-    answers, start-up and readiness are scripted; counts the evaluations it receives."""
-
-    def __init__(
-        self,
-        answer: Callable[[], FlagResolutionDetails[Any]],
-        *,
-        init_gate: threading.Event | None = None,
-        fail_init: Exception | None = None,
-    ) -> None:
-        self._answer = answer
-        self._init_gate = init_gate
-        self._fail_init = fail_init
-        self._lock = threading.Lock()
-        self.calls = 0
-
-    def initialize(self, evaluation_context: EvaluationContext) -> None:
-        if self._init_gate is not None:
-            self._init_gate.wait(30)  # never set while the test runs: NOT_READY throughout
-        if self._fail_init is not None:
-            raise self._fail_init
-
-    def get_metadata(self) -> Metadata:
-        return Metadata(name="faulty")
-
-    def _resolve(self) -> FlagResolutionDetails[Any]:
-        with self._lock:
-            self.calls += 1
-        return self._answer()
-
-    def resolve_string_details(
-        self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
-    ) -> FlagResolutionDetails[str]:
-        return self._resolve()
-
-    def resolve_object_details(
-        self,
-        flag_key: str,
-        default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
-        return self._resolve()
-
-    resolve_boolean_details = resolve_string_details  # type: ignore[assignment]
-    resolve_integer_details = resolve_string_details  # type: ignore[assignment]
-    resolve_float_details = resolve_string_details  # type: ignore[assignment]
-
-
 @dataclass
 class Fault:
     """One way to fail: the provider, how it is bound, what the resolver must report."""
 
-    provider: FaultyProvider
+    provider: ScriptedProvider
     error_code: str
     distinct_batches: int = 400
     settings: dict[str, Any] = field(default_factory=dict)
@@ -111,17 +62,17 @@ def _raise() -> FlagResolutionDetails[Any]:
 
 def _make_fault(kind: str) -> Fault:
     if kind == "raises":
-        return Fault(FaultyProvider(_raise), "GENERAL")
+        return Fault(ScriptedProvider(_raise), "GENERAL")
     if kind == "wrong-type":
         return Fault(
-            FaultyProvider(
+            ScriptedProvider(
                 lambda: FlagResolutionDetails(42, variant="answer", reason=Reason.STATIC)
             ),
             "TYPE_MISMATCH",
         )
     if kind == "unknown-mode":
         return Fault(
-            FaultyProvider(
+            ScriptedProvider(
                 lambda: FlagResolutionDetails(
                     "provider_batchapi_TYPO", variant="turbo", reason=Reason.TARGETING_MATCH
                 )
@@ -136,7 +87,7 @@ def _make_fault(kind: str) -> Fault:
             return FlagResolutionDetails("provider_batch_api", variant="late")
 
         return Fault(
-            FaultyProvider(sleep_past_the_timeout),
+            ScriptedProvider(sleep_past_the_timeout),
             "TIMEOUT",
             distinct_batches=100,  # only these 100 evaluations wait out the 5 ms
             settings={"FLAGS_EVALUATION_TIMEOUT_SECONDS": 0.005},
@@ -144,12 +95,12 @@ def _make_fault(kind: str) -> Fault:
         )
     if kind == "not-ready":
         gate = threading.Event()
-        provider = FaultyProvider(
+        provider = ScriptedProvider(
             lambda: FlagResolutionDetails("provider_batch_api"), init_gate=gate
         )
         return Fault(provider, "PROVIDER_NOT_READY", bind_without_waiting=True, release=gate)
     if kind == "fatal":
-        provider = FaultyProvider(
+        provider = ScriptedProvider(
             lambda: FlagResolutionDetails("provider_batch_api", variant="x"),
             fail_init=ProviderFatalError("flag service gone for good"),
         )
@@ -227,21 +178,6 @@ async def _drive(
     return [r for worker_results in results for r in worker_results], errors
 
 
-def _sample_sum(registry: CollectorRegistry, metric: str) -> float:
-    return sum(
-        sample.value
-        for family in registry.collect()
-        if family.name == metric
-        for sample in family.samples
-        if sample.name == f"{metric}_total"
-    )
-
-
-def _flag_errors(registry: CollectorRegistry, code: str) -> float:
-    value = registry.get_sample_value("cj_llm_batching_flag_errors_total", {"error_code": code})
-    return value or 0.0
-
-
 @pytest.mark.parametrize("faulty_resolver", KINDS, indirect=True)
 async def test_a_failing_provider_never_reaches_the_caller(
     faulty_resolver: tuple[BatchingModeResolver, Fault],
@@ -268,10 +204,10 @@ async def test_a_failing_provider_never_reaches_the_caller(
 
     # Fresh evaluations, counted apart from the error counter: each batch id once (the
     # TTL outlives the test, every worker owns its ids, and nothing clears the cache).
-    fresh = _sample_sum(registry, "cj_llm_batching_resolutions")
+    fresh = counter_total(registry, "cj_llm_batching_resolutions")
     assert fresh == fault.distinct_batches
-    assert _flag_errors(registry, fault.error_code) == fresh
-    assert _sample_sum(registry, "cj_llm_batching_flag_errors") == fresh  # no other code
+    assert flag_errors(registry, fault.error_code) == fresh
+    assert counter_total(registry, "cj_llm_batching_flag_errors") == fresh  # no other code
     if fault.error_code in ("GENERAL", "TYPE_MISMATCH", "INVALID_MODE"):
         assert fault.provider.calls == fresh  # one mode-flag call per fresh resolution
     elif fault.error_code == "TIMEOUT":

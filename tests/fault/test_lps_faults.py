@@ -28,13 +28,13 @@ from cj_batching import (
     BatchingMetrics,
     ComparisonSubmission,
     ComparisonTask,
-    LLMBatchingMode,
     LLMInteraction,
     LPSClient,
     LPSError,
 )
 from tests.conftest import ResolverFactory
 from tests.documents import document, mode_flag
+from tests.helpers import per_mode
 from tests.lps_server import (
     LPSServer,
     RecordedRequest,
@@ -246,15 +246,6 @@ def deviations_from_plan(
     return found
 
 
-def counted(registry: CollectorRegistry, name: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for mode in LLMBatchingMode:
-        value = registry.get_sample_value(name, {"batching_mode": mode.value})
-        assert value is not None, f"{name}{{batching_mode={mode.value}}} is not exposed"
-        values[mode.value] = value
-    return values
-
-
 async def test_2000_comparisons_through_a_faulty_lps_each_end_once_as_the_server_decided(
     make_resolver: ResolverFactory,
     metrics: BatchingMetrics,
@@ -362,13 +353,13 @@ async def test_2000_comparisons_through_a_faulty_lps_each_end_once_as_the_server
 
     # Counted once per comparison, however many HTTP attempts it took.
     assert len(requests) > COMPARISONS
-    assert counted(registry, "cj_llm_requests_total") == {
+    assert per_mode(registry, "cj_llm_requests_total") == {
         "per_request": 0.0,
         "provider_serial_bundle": float(COMPARISONS),
         "provider_batch_api": 0.0,
     }
-    assert sum(counted(registry, "cj_llm_batches_started_total").values()) == 1.0
-    assert counted(registry, "cj_llm_batches_started_total")["provider_serial_bundle"] == 1.0
+    assert sum(per_mode(registry, "cj_llm_batches_started_total").values()) == 1.0
+    assert per_mode(registry, "cj_llm_batches_started_total")["provider_serial_bundle"] == 1.0
 
     # Bounded: every comparison gives up after MAX_ATTEMPTS timeouts and capped waits.
     assert elapsed < RUN_BOUND_SECONDS
