@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 
 from cj_batching.modes import LLMBatchingMode, LLMProviderType
 
@@ -30,12 +30,10 @@ def parse_allow_list(value: object) -> tuple[LLMProviderType, ...] | None:
     list is invalid too: in the env setting it means "no restriction", and a kill switch
     edit that empties the flag must not turn into "allow everyone".
     """
-    if not isinstance(value, Mapping):
-        return None
-    names = value.get("providers")
-    if not isinstance(names, Sequence) or isinstance(names, str) or not names:
+    names = value.get("providers") if isinstance(value, Mapping) else None
+    if not isinstance(names, list | tuple) or not names:
         return None
     parsed = [LLMProviderType.lookup(name) for name in names]
-    if any(provider is None for provider in parsed):
+    if None in parsed:
         return None
-    return tuple(dict.fromkeys(p for p in parsed if p is not None))
+    return tuple(dict.fromkeys(provider for provider in parsed if provider is not None))

@@ -8,10 +8,10 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, replace
-from typing import Any
+from time import monotonic
+from typing import Any, NamedTuple
 
-from cachetools import TTLCache
+from cachetools import LRUCache
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
@@ -34,8 +34,7 @@ _log = logging.getLogger(__name__)
 _FLAG_NOT_FOUND = ErrorCode.FLAG_NOT_FOUND.value
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
+class _Answer(NamedTuple):
     """One flag evaluation, normalised: a usable `value` only when `error` is None."""
 
     value: object
@@ -43,6 +42,19 @@ class _Answer:
     reason: str | None
     error: str | None = None
     message: str | None = None
+    version: str | None = None
+
+
+_NO_ANSWER = _Answer(None, None, None)
+
+
+class _Guard(NamedTuple):
+    """The guardrail's verdict on a requested mode (`applied`: it was downgraded)."""
+
+    mode: LLMBatchingMode
+    applied: bool = False
+    allowed: tuple[LLMProviderType, ...] | None = None
+    source: AllowListSource | None = None
     version: str | None = None
 
 
@@ -64,9 +76,16 @@ class BatchingModeResolver:
         self._settings = settings
         self._client = client
         self._metrics = metrics
-        self._cache: TTLCache[CacheKey, Resolution] = TTLCache(
-            settings.RESOLUTION_CACHE_MAXSIZE, settings.RESOLUTION_CACHE_TTL_SECONDS
+        # cachetools' LRUCache bounds the entries; each carries its own expiry. A TTLCache
+        # hit costs ~580 ns with the lock (15x a dict lookup), this one ~380 ns (10x):
+        # TTLCache re-checks and re-links its expiry list on every read.
+        self._cache: LRUCache[CacheKey, tuple[float, Resolution]] = LRUCache(
+            settings.RESOLUTION_CACHE_MAXSIZE
         )
+        self._ttl = settings.RESOLUTION_CACHE_TTL_SECONDS
+        self._in_process: tuple[object, bool] = (None, False)
+        self._mode_default = settings.LLM_BATCHING_MODE.value
+        self._parsed_allow_list: tuple[object, tuple[LLMProviderType, ...] | None] = (None, None)
         self._lock = threading.Lock()
         self._generation = 0
         self._reported: set[tuple[str, str]] = set()
@@ -100,19 +119,22 @@ class BatchingModeResolver:
         key = context.cache_key
         try:
             with self._lock:
-                return self._cache[key]
+                expires, resolution = self._cache[key]
         except KeyError:
             return self._resolve_fresh(context, key)
+        return resolution if expires > monotonic() else self._resolve_fresh(context, key)
 
     async def aresolve(self, context: BatchContext) -> Resolution:
         """`resolve` for async code: remote providers are evaluated off the event loop."""
         key = context.cache_key
         try:
             with self._lock:
-                return self._cache[key]
+                expires, resolution = self._cache[key]
+            if expires > monotonic():
+                return resolution
         except KeyError:
             pass
-        if evaluates_in_process(self._client.provider):
+        if self._evaluates_in_process():
             return self._resolve_fresh(context, key)
         return await asyncio.to_thread(self._resolve_fresh, context, key)
 
@@ -157,15 +179,14 @@ class BatchingModeResolver:
             # A flag change while we evaluated bumped the generation: do not cache an
             # answer that may come from the old flags.
             if generation == self._generation:
-                self._cache[key] = resolution
+                self._cache[key] = (monotonic() + self._ttl, resolution)
         return resolution
 
     def _decide(self, context: BatchContext) -> Resolution:
         settings = self._settings
         provider = context.provider or settings.DEFAULT_LLM_PROVIDER
         override = context.cache_key[4]
-        flag = _Answer(None, None, None)
-        evaluation = None
+        flag, evaluation = _NO_ANSWER, None
         decided_by: DecidedBy
         if override is not None:
             requested, decided_by = override, "override"
@@ -174,54 +195,52 @@ class BatchingModeResolver:
             flag, mode = self._mode_flag(evaluation)
             requested = mode or settings.LLM_BATCHING_MODE
             decided_by = "flag" if mode else "default"
-        resolution = Resolution(
-            mode=requested,
+        guard = _Guard(requested)
+        if requested is LLMBatchingMode.PROVIDER_BATCH_API:
+            guard = self._guard(provider, evaluation or flag_evaluation_context(context, provider))
+        return Resolution(
+            mode=guard.mode,
             decided_by=decided_by,
             requested_mode=requested,
             llm_provider=provider,
+            guardrail_applied=guard.applied,
             flag_variant=flag.variant,
             flag_reason=flag.reason,
             flag_error=flag.error,
-            flag_set_version=flag.version,
+            flag_set_version=flag.version or guard.version,
+            allowed_providers=guard.allowed,
+            allowed_providers_source=guard.source,
         )
-        if requested is not LLMBatchingMode.PROVIDER_BATCH_API:
-            return resolution
-        return self._guard(resolution, evaluation or flag_evaluation_context(context, provider))
 
     def _mode_flag(self, evaluation: EvaluationContext) -> tuple[_Answer, LLMBatchingMode | None]:
         key = self._settings.LLM_BATCHING_FLAG_KEY
-        answer = self._evaluate(key, self._settings.LLM_BATCHING_MODE.value, evaluation)
+        answer = self._evaluate(key, self._mode_default, evaluation)
         if answer.error or answer.variant is None:
             return answer, None
         mode = LLMBatchingMode.lookup(answer.value)
         if mode is None:
-            answer = replace(answer, error=INVALID_MODE)
+            answer = answer._replace(error=INVALID_MODE)
             self._flag_trouble(key, INVALID_MODE, f"variant {answer.variant!r} = {answer.value!r}")
         return answer, mode
 
-    def _guard(self, resolution: Resolution, evaluation: EvaluationContext) -> Resolution:
+    def _guard(self, provider: LLMProviderType, evaluation: EvaluationContext) -> _Guard:
+        """Judge a provider_batch_api request against the allow list."""
         allowed, source, version = self._allow_list(evaluation)
-        resolution = replace(
-            resolution,
-            allowed_providers=allowed,
-            allowed_providers_source=source,
-            flag_set_version=resolution.flag_set_version or version,
-        )
-        if is_allowed(resolution.llm_provider, allowed):
-            return resolution
+        if is_allowed(provider, allowed):
+            return _Guard(LLMBatchingMode.PROVIDER_BATCH_API, False, allowed, source, version)
         fallback = guardrail_fallback(self._settings.LLM_BATCHING_MODE)
         _log.warning(
             "provider_batch_api is not allowed for provider %s; using %s",
-            resolution.llm_provider.value,
+            provider.value,
             fallback.value,
             extra={
-                "llm_provider": resolution.llm_provider.value,
+                "llm_provider": provider.value,
                 "allowed_providers": [p.value for p in allowed],
                 "allowed_providers_source": source,
                 "fallback_mode": fallback.value,
             },
         )
-        return replace(resolution, mode=fallback, guardrail_applied=True)
+        return _Guard(fallback, True, allowed, source, version)
 
     def _allow_list(
         self, evaluation: EvaluationContext
@@ -234,11 +253,20 @@ class BatchingModeResolver:
         answer = self._evaluate(key, {}, evaluation, absent_ok=True)
         if answer.error or answer.variant is None:
             return settings_list, "settings", answer.version
-        allowed = parse_allow_list(answer.value)
+        allowed = self._parse_allow_list(answer.value)
         if allowed is None:
             self._flag_trouble(key, INVALID_ALLOW_LIST, f"variant {answer.variant!r}")
             return settings_list, "settings", answer.version
         return allowed, "flag", answer.version
+
+    def _parse_allow_list(self, value: object) -> tuple[LLMProviderType, ...] | None:
+        """`parse_allow_list`, remembered for the last value: in-process providers hand
+        back the same variant object until the flags change (a hit saves ~1 µs)."""
+        last, parsed = self._parsed_allow_list
+        if value is not last:
+            parsed = parse_allow_list(value)
+            self._parsed_allow_list = (value, parsed)
+        return parsed
 
     def _evaluate(
         self, key: str, default: Any, evaluation: EvaluationContext, *, absent_ok: bool = False
@@ -255,7 +283,7 @@ class BatchingModeResolver:
             else self._client.get_object_details
         )
         try:
-            if evaluates_in_process(self._client.provider):
+            if self._evaluates_in_process():
                 return _normalise(evaluate(key, default, evaluation))
             return _normalise(self._evaluate_remotely(evaluate, key, default, evaluation))
         except FutureTimeout:
@@ -263,6 +291,13 @@ class BatchingModeResolver:
             return _Answer(default, None, "ERROR", TIMEOUT, f"no answer within {timeout}s")
         except Exception as exc:  # a hook or provider bug must not break a submission
             return _Answer(default, None, "ERROR", "GENERAL", f"{type(exc).__name__}: {exc}")
+
+    def _evaluates_in_process(self) -> bool:
+        """Whether the bound provider answers from memory (checked once per provider)."""
+        provider = self._client.provider
+        if self._in_process[0] is not provider:
+            self._in_process = (provider, evaluates_in_process(provider))
+        return self._in_process[1]
 
     def _evaluate_remotely(
         self, evaluate: Any, key: str, default: Any, evaluation: EvaluationContext
@@ -311,7 +346,7 @@ def flag_evaluation_context(context: BatchContext, provider: LLMProviderType) ->
         targeting_key=context.batch_key,
         attributes={
             "cj_source": context.cj_source,
-            "llm_provider": provider.value,
+            "llm_provider": provider._value_,  # `.value` is a slow descriptor on the hot path
             "cj_request_type": context.request_type,
         },
     )
