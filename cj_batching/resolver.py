@@ -85,6 +85,7 @@ class BatchingModeResolver:
         self._ttl = settings.RESOLUTION_CACHE_TTL_SECONDS
         self._in_process: tuple[object, bool] = (None, False)
         self._mode_default = settings.LLM_BATCHING_MODE.value
+        self._settings_allow_list = tuple(settings.LLM_BATCH_API_ALLOWED_PROVIDERS)
         self._parsed_allow_list: tuple[object, tuple[LLMProviderType, ...] | None] = (None, None)
         self._lock = threading.Lock()
         self._generation = 0
@@ -245,7 +246,7 @@ class BatchingModeResolver:
     def _allow_list(
         self, evaluation: EvaluationContext
     ) -> tuple[tuple[LLMProviderType, ...], AllowListSource, str | None]:
-        settings_list = tuple(self._settings.LLM_BATCH_API_ALLOWED_PROVIDERS)
+        settings_list = self._settings_allow_list
         key = self._settings.LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY
         # The allow-list flag is optional: without it the settings list applies, which
         # is not trouble worth counting (flagd over OFREP also says FLAG_NOT_FOUND for a

@@ -37,6 +37,7 @@ class FlagdEvaluatingProvider(AbstractProvider):
         self._name = name
         self._core = FlagdCore()
         self._loaded = False
+        self._document: Mapping[str, Any] | None = None
         self._not_ready_message = "no flag document loaded yet"
         self._swap_lock = threading.Lock()
 
@@ -48,6 +49,11 @@ class FlagdEvaluatingProvider(AbstractProvider):
         """The loaded document's flag-set `metadata` (e.g. its `version`)."""
         return self._core.get_flag_set_metadata()
 
+    @property
+    def document(self) -> Mapping[str, Any] | None:
+        """The document in use (the last good one), or None before the first."""
+        return self._document
+
     def _install(self, document: Mapping[str, Any]) -> list[str]:
         """Swap in a validated document; return the keys of the flags that changed."""
         # flagd-core mutates the dict it is given (defaultVariant -> default_variant):
@@ -55,6 +61,7 @@ class FlagdEvaluatingProvider(AbstractProvider):
         with self._swap_lock:
             changed = self._core.set_flags_and_get_changed_keys(copy.deepcopy(dict(document)))
             self._loaded = True
+            self._document = document
             return sorted(changed)
 
     def resolve_boolean_details(

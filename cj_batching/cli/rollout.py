@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from cj_batching.cli._common import UsageError, add_flags_option, load_settings, open_resolver
 from cj_batching.context import BatchContext
-from cj_batching.flag_checks import batching_flag_checks
 from cj_batching.modes import LLMBatchingMode
-from cj_batching.resolver import flag_evaluation_context
+from cj_batching.resolver import BatchingModeResolver, flag_evaluation_context
 from cj_batching.rollout import RolloutPreview, preview_rollout
 from cj_batching.settings import Settings
-from flags import DocumentError, declared_fractions, load_document
+from flags import FlagdEvaluatingProvider, declared_fractions
 
 __all__ = ["add_parser", "run"]
 
@@ -50,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     sources = [s for s in (args.sources or args.source).split(",") if s.strip()]
     if not sources:
         raise UsageError("--sources: give at least one source, e.g. els,bos")
-    document = _flag_document(settings)
     with open_resolver(settings) as resolver:
+        document = _flag_document(resolver)
         try:
             previews = [
                 preview_rollout(
@@ -74,18 +73,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _flag_document(settings: Settings) -> dict[str, Any] | None:
-    """The flag file's document when flags come from a file (for declared weights)."""
-    if settings.FLAGS_PROVIDER != "file":
-        return None
-    try:
-        return load_document(Path(settings.FLAGS_FILE), checks=batching_flag_checks(settings))
-    except DocumentError:
-        return None  # the resolver reports the problem; previews still run
+def _flag_document(resolver: BatchingModeResolver) -> Mapping[str, Any] | None:
+    """The document the resolver's in-process provider evaluates (None for remote flags):
+    the declared weights then come from exactly the version the preview resolved."""
+    provider = resolver.client.provider
+    return provider.document if isinstance(provider, FlagdEvaluatingProvider) else None
 
 
 def _declared(
-    document: dict[str, Any] | None, settings: Settings, source: str, args: argparse.Namespace
+    document: Mapping[str, Any] | None,
+    settings: Settings,
+    source: str,
+    args: argparse.Namespace,
 ) -> dict[str, int] | None:
     if document is None:
         return None
