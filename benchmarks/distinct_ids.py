@@ -6,7 +6,7 @@ RSS (VmRSS) is read before the first and after the last resolution, after a full
 garbage collection each time; the cache size is sampled every 50 000 ids.
 
 Provider: a `FlagdMemoryProvider` with a one-flag document (the mode flag, no targeting,
-`defaultVariant: provider_serial_bundle`), so each miss is one cheap flagd evaluation and
+`defaultVariant: serial_bundle`), so each miss is one cheap flagd evaluation and
 the run measures the resolver and its cache, not json-logic (a miss on the shipped rules
 costs ~30-50 µs, which would make this run minutes long for the same memory answer).
 The cache-size figure's baseline column is the configured maxsize; the RSS figure has
@@ -39,10 +39,10 @@ CHEAP_DOCUMENT: Final[dict[str, Any]] = {
             "state": "ENABLED",
             "variants": {
                 "per_request": "per_request",
-                "provider_serial_bundle": "provider_serial_bundle",
+                "serial_bundle": "serial_bundle",
                 "provider_batch_api": "provider_batch_api",
             },
-            "defaultVariant": "provider_serial_bundle",
+            "defaultVariant": "serial_bundle",
         }
     },
 }

@@ -17,7 +17,7 @@ def is_allowed(provider: LLMProviderType, allowed: Collection[LLMProviderType]) 
 def guardrail_fallback(env_default: LLMBatchingMode) -> LLMBatchingMode:
     """The mode a refused batch-API request falls back to, as the deployed CJ does."""
     if env_default is LLMBatchingMode.PROVIDER_BATCH_API:
-        return LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+        return LLMBatchingMode.SERIAL_BUNDLE
     return env_default
 
 

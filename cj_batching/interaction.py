@@ -280,4 +280,4 @@ def _overrides_for(task: ComparisonTask, default: LLMConfigOverrides) -> LLMConf
 
 def _bundle_hint(mode: LLMBatchingMode, wave_size: int) -> int | None:
     """The wave size as LPS's bundle hint, for the serial-bundle mode only."""
-    return wave_size if mode is LLMBatchingMode.PROVIDER_SERIAL_BUNDLE else None
+    return wave_size if mode is LLMBatchingMode.SERIAL_BUNDLE else None

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from cj_batching._text import short_repr
 
 __all__ = ["LLMBatchingMode", "LLMProviderType", "parse_mode", "parse_provider"]
 
-# The deployed platform (its LPS and the ENG5 runner) spells the serial mode this way.
-_MODE_ALIASES = {"serial_bundle": "provider_serial_bundle"}
+# Early planning documents spelled the serial mode this way; the deployed platform's
+# shared enum (CJ, LPS, the ENG5 runner) says `serial_bundle`. Accepted, never emitted.
+_MODE_ALIASES = {"provider_serial_bundle": "serial_bundle"}
 
 
 class _LenientEnum(StrEnum):
@@ -23,6 +27,11 @@ class _LenientEnum(StrEnum):
     @classmethod
     def _aliases(cls) -> dict[str, str]:
         return {}
+
+    @classmethod
+    def _kind(cls) -> str:
+        """What a member is, for error messages ("a batching mode")."""
+        return "a member"
 
     @classmethod
     def _missing_(cls, value: object) -> Self | None:
@@ -50,21 +59,60 @@ class _LenientEnum(StrEnum):
         aliases = ", ".join(f"{a} (= {t})" for a, t in cls._aliases().items())
         return f"{names}; also accepted: {aliases}" if aliases else names
 
+    @classmethod
+    def parse(cls, value: object, *, field: str | None = None) -> Self:
+        """The member `value` names; else a ValueError naming the field, value and choices."""
+        member = cls.lookup(value)
+        if member is None:
+            where = f"{field}: " if field else ""
+            raise ValueError(
+                f"{where}{short_repr(value)} is not {cls._kind()}; allowed: {cls.allowed()}"
+            )
+        return member
+
+    @classmethod
+    def _validate(cls, value: object) -> Self:
+        """`parse` for pydantic, which shows the field and the input value itself."""
+        member = cls.lookup(value)
+        if member is None:
+            raise ValueError(f"not {cls._kind()}; allowed: {cls.allowed()}")
+        return member
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, _source: Any, _handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        # Pydantic's own enum schema would list alias members twice in its errors and
+        # bypass `allowed()`; one parser keeps env, overrides and flags saying the same.
+        return core_schema.no_info_plain_validator_function(
+            cls._validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda member: member.value, when_used="json"
+            ),
+        )
+
 
 class LLMBatchingMode(_LenientEnum):
     """A *logical* batching selector that CJ sends to LPS as a hint.
 
     CJ decides whether and how much to batch; the LLM Provider Service implements the
-    behaviour (its own queue modes) and may treat the hint as advisory.
+    behaviour (its own queue modes) and may treat the hint as advisory. Values are the
+    platform's wire spelling: LPS bundles only requests whose mode strings are equal.
     """
 
     PER_REQUEST = "per_request"
-    PROVIDER_SERIAL_BUNDLE = "provider_serial_bundle"
+    SERIAL_BUNDLE = "serial_bundle"
     PROVIDER_BATCH_API = "provider_batch_api"
+    # The name the first version used; an Enum alias, so it *is* SERIAL_BUNDLE.
+    PROVIDER_SERIAL_BUNDLE = "serial_bundle"
 
     @classmethod
     def _aliases(cls) -> dict[str, str]:
         return _MODE_ALIASES
+
+    @classmethod
+    def _kind(cls) -> str:
+        return "a batching mode"
 
 
 class LLMProviderType(_LenientEnum):
@@ -76,24 +124,16 @@ class LLMProviderType(_LenientEnum):
     OPENROUTER = "openrouter"
     MOCK = "mock"
 
+    @classmethod
+    def _kind(cls) -> str:
+        return "a known LLM provider"
+
 
 def parse_mode(value: object, *, field: str = "batching mode") -> LLMBatchingMode:
     """Parse a batching mode from any input; the error names the field, value and choices."""
-    mode = LLMBatchingMode.lookup(value)
-    if mode is None:
-        raise ValueError(
-            f"{field}: {short_repr(value)} is not a batching mode; "
-            f"allowed: {LLMBatchingMode.allowed()}"
-        )
-    return mode
+    return LLMBatchingMode.parse(value, field=field)
 
 
 def parse_provider(value: object, *, field: str = "LLM provider") -> LLMProviderType:
     """Parse an LLM provider from any input; the error names the field, value and choices."""
-    provider = LLMProviderType.lookup(value)
-    if provider is None:
-        raise ValueError(
-            f"{field}: {short_repr(value)} is not a known LLM provider; "
-            f"allowed: {LLMProviderType.allowed()}"
-        )
-    return provider
+    return LLMProviderType.parse(value, field=field)

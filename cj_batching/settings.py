@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     )
 
     LLM_BATCHING_MODE: LLMBatchingMode = Field(
-        LLMBatchingMode.PROVIDER_SERIAL_BUNDLE,
+        LLMBatchingMode.SERIAL_BUNDLE,
         description="The env default: the last link of the resolution chain.",
     )
     LLM_BATCH_API_ALLOWED_PROVIDERS: Annotated[list[LLMProviderType], NoDecode] = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MODES = ("per_request", "provider_serial_bundle", "provider_batch_api")
+MODES = ("per_request", "serial_bundle", "provider_batch_api")
 
 
 def mode_flag(
@@ -74,7 +74,7 @@ def batching_document(batch_api_share: int = 20, *, version: str = "test-1") -> 
                     {
                         "fractional": [
                             ["provider_batch_api", batch_api_share],
-                            ["provider_serial_bundle", 100 - batch_api_share],
+                            ["serial_bundle", 100 - batch_api_share],
                         ]
                     },
                     None,

@@ -29,7 +29,7 @@ def counter_total(registry: CollectorRegistry, metric: str) -> float:
 def per_mode(registry: CollectorRegistry, metric: str) -> dict[str, float]:
     """`metric{batching_mode=...}` for every mode (each series must be exposed)."""
     values: dict[str, float] = {}
-    for mode in ("per_request", "provider_serial_bundle", "provider_batch_api"):
+    for mode in ("per_request", "serial_bundle", "provider_batch_api"):
         value = registry.get_sample_value(metric, {"batching_mode": mode})
         assert value is not None, f"{metric}{{batching_mode={mode}}} is not exposed"
         values[mode] = value

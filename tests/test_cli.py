@@ -47,7 +47,7 @@ def test_quickstart_explain_shows_every_link(capsys: pytest.CaptureFixture[str])
     for link in (
         "1 override  none",
         "2 flag      llm-batching-mode: variant provider_batch_api",
-        "3 default   provider_serial_bundle",
+        "3 default   serial_bundle",
         "4 guardrail anthropic may use",
         "=> provider_batch_api (decided by flag)",
         "version 2026-11-25.1",
@@ -59,7 +59,7 @@ def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
     result = explain_json(
         capsys, "--batch-id", "42", "--source", "eng5_runner", "--provider", "google"
     )
-    assert result["mode"] == "provider_serial_bundle"
+    assert result["mode"] == "serial_bundle"
     assert result["requested_mode"] == "provider_batch_api"
     assert result["decided_by"] == "flag"
     assert result["guardrail_applied"] is True
@@ -74,7 +74,7 @@ def test_explain_override_accepts_alias(capsys: pytest.CaptureFixture[str]) -> N
     result = explain_json(
         capsys, "--batch-id", "1", "--source", "eng5_runner", "--override", "SERIAL_BUNDLE"
     )
-    assert (result["mode"], result["decided_by"]) == ("provider_serial_bundle", "override")
+    assert (result["mode"], result["decided_by"]) == ("serial_bundle", "override")
 
 
 def test_explain_with_env_default(
@@ -97,7 +97,7 @@ def test_explain_on_a_missing_flag_file_falls_back_and_says_why(
     assert code == 0
     assert "flagd-file (ERROR)" in out
     assert "file not found" in out
-    assert "=> provider_serial_bundle (decided by default)" in out
+    assert "=> serial_bundle (decided by default)" in out
 
 
 def test_explain_with_flags_provider_none(

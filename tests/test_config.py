@@ -29,9 +29,11 @@ ENV = "CJ_ASSESSMENT_SERVICE_"
     [
         ("per_request", LLMBatchingMode.PER_REQUEST),
         ("  PROVIDER_BATCH_API ", LLMBatchingMode.PROVIDER_BATCH_API),
-        ("Provider_Serial_Bundle", LLMBatchingMode.PROVIDER_SERIAL_BUNDLE),
-        ("serial_bundle", LLMBatchingMode.PROVIDER_SERIAL_BUNDLE),
-        (" SERIAL_BUNDLE\n", LLMBatchingMode.PROVIDER_SERIAL_BUNDLE),
+        ("Provider_Serial_Bundle", LLMBatchingMode.SERIAL_BUNDLE),
+        ("serial_bundle", LLMBatchingMode.SERIAL_BUNDLE),
+        (" SERIAL_BUNDLE\n", LLMBatchingMode.SERIAL_BUNDLE),
+        ("provider_serial_bundle", LLMBatchingMode.SERIAL_BUNDLE),
+        (" PROVIDER_SERIAL_BUNDLE ", LLMBatchingMode.SERIAL_BUNDLE),
     ],
 )
 def test_modes_parse_leniently_everywhere(text: str, mode: LLMBatchingMode) -> None:
@@ -42,10 +44,10 @@ def test_modes_parse_leniently_everywhere(text: str, mode: LLMBatchingMode) -> N
 
 
 def test_canonical_values_are_emitted() -> None:
-    assert LLMBatchingMode("serial_bundle").value == "provider_serial_bundle"
+    assert LLMBatchingMode("provider_serial_bundle").value == "serial_bundle"
     assert [m.value for m in LLMBatchingMode] == [
         "per_request",
-        "provider_serial_bundle",
+        "serial_bundle",
         "provider_batch_api",
     ]
     assert [p.value for p in LLMProviderType] == [
@@ -62,9 +64,14 @@ def test_bad_mode_error_names_field_value_and_choices(bad: object) -> None:
     with pytest.raises(ValueError, match="override") as info:
         parse_mode(bad, field="override")
     message = str(info.value)
-    assert "per_request, provider_serial_bundle, provider_batch_api" in message
-    assert "serial_bundle (= provider_serial_bundle)" in message
+    assert "per_request, serial_bundle, provider_batch_api" in message
+    assert "provider_serial_bundle (= serial_bundle)" in message
     assert len(message) < 300  # a 10 KB value is cut, not echoed
+
+
+def test_old_member_name_is_the_same_member() -> None:
+    assert LLMBatchingMode.PROVIDER_SERIAL_BUNDLE is LLMBatchingMode.SERIAL_BUNDLE
+    assert len(LLMBatchingMode) == 3
 
 
 def test_bad_provider_error() -> None:
@@ -78,7 +85,7 @@ def test_bad_provider_error() -> None:
 
 def test_settings_defaults() -> None:
     settings = make_settings()
-    assert settings.LLM_BATCHING_MODE is LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+    assert settings.LLM_BATCHING_MODE is LLMBatchingMode.SERIAL_BUNDLE
     assert settings.LLM_BATCH_API_ALLOWED_PROVIDERS == [
         LLMProviderType.OPENAI,
         LLMProviderType.ANTHROPIC,
@@ -100,7 +107,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(f"{ENV}FLAGS_PROVIDER", "none")
     monkeypatch.setenv(f"{ENV}RESOLUTION_CACHE_TTL_SECONDS", "2.5")
     settings = Settings()
-    assert settings.LLM_BATCHING_MODE is LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+    assert settings.LLM_BATCHING_MODE is LLMBatchingMode.SERIAL_BUNDLE
     assert settings.DEFAULT_LLM_PROVIDER is LLMProviderType.ANTHROPIC
     assert settings.FLAGS_PROVIDER == "none"
     assert settings.RESOLUTION_CACHE_TTL_SECONDS == 2.5
@@ -136,11 +143,11 @@ def test_allowed_providers_accept_json_or_commas(
         (
             "LLM_BATCHING_MODE",
             "turbo",
-            "'per_request', 'provider_serial_bundle' or 'provider_batch_api'",
+            "not a batching mode; allowed: per_request, serial_bundle, provider_batch_api",
         ),
         ("LLM_BATCH_API_ALLOWED_PROVIDERS", "openai,azure", "openai, anthropic, google"),
         ("LLM_BATCH_API_ALLOWED_PROVIDERS", "[openai", '["openai"] or openai,anthropic'),
-        ("DEFAULT_LLM_PROVIDER", "azure", "'openai', 'anthropic'"),
+        ("DEFAULT_LLM_PROVIDER", "azure", "allowed: openai, anthropic"),
         ("FLAGS_PROVIDER", "redis", "'file', 'none', 'ofrep' or 'flagd'"),
         ("FLAGS_POLL_INTERVAL_SECONDS", "0", "greater than 0"),
         ("RESOLUTION_CACHE_TTL_SECONDS", "abc", "valid number"),
@@ -186,9 +193,9 @@ def test_settings_are_immutable() -> None:
 
 def test_effective_mode_without_override_is_env_default() -> None:
     settings = make_settings()
-    assert get_effective_batching_mode(settings, None) is LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+    assert get_effective_batching_mode(settings, None) is LLMBatchingMode.SERIAL_BUNDLE
     assert get_effective_batching_mode(settings, BatchConfigOverrides(batch_size=50)) is (
-        LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+        LLMBatchingMode.SERIAL_BUNDLE
     )
 
 

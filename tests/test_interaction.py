@@ -49,7 +49,7 @@ from .lps_server import (
 )
 
 PER_REQUEST = LLMBatchingMode.PER_REQUEST
-SERIAL = LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+SERIAL = LLMBatchingMode.SERIAL_BUNDLE
 BATCH_API = LLMBatchingMode.PROVIDER_BATCH_API
 OPENAI = LLMProviderType.OPENAI
 
@@ -163,7 +163,7 @@ async def test_wire_body_matches_the_contract_field_by_field(
     sent_provider: str,
 ) -> None:
     resolver, _ = make_resolver(
-        static("provider_serial_bundle"),
+        static("serial_bundle"),
         LLM_PROVIDER_CALLBACK_TOPIC="cj.test.comparison_results",
         DEFAULT_LLM_PROVIDER=default_provider,
     )
@@ -208,7 +208,7 @@ async def test_wire_body_matches_the_contract_field_by_field(
             "experiment": "nightly",
             "cj_batch_id": "42",
             "cj_source": "eng5_runner",
-            "cj_llm_batching_mode": "provider_serial_bundle",
+            "cj_llm_batching_mode": "serial_bundle",
             "cj_request_type": "cj_comparison",
             "cj_llm_batching_decided_by": "flag",
             "preferred_bundle_size": 3,
@@ -220,8 +220,8 @@ async def test_wire_body_matches_the_contract_field_by_field(
 @pytest.mark.parametrize(
     ("mode", "size", "hint"),
     [
-        pytest.param("provider_serial_bundle", 12, 12, id="serial-typical-wave"),
-        pytest.param("provider_serial_bundle", 70, 64, id="serial-capped"),
+        pytest.param("serial_bundle", 12, 12, id="serial-typical-wave"),
+        pytest.param("serial_bundle", 70, 64, id="serial-capped"),
         pytest.param("per_request", 12, None, id="per-request"),
         pytest.param("provider_batch_api", 70, None, id="batch-api"),
     ],
@@ -319,17 +319,17 @@ async def test_submit_batch_logs_mode_batch_and_decider(
     lps: LPSServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    resolver, _ = make_resolver(static("provider_serial_bundle"))
+    resolver, _ = make_resolver(static("serial_bundle"))
     async with interaction_on(lps, resolver, metrics) as interaction:
         with caplog.at_level(logging.INFO, logger="cj_batching.interaction"):
             await interaction.submit_batch(BatchContext(4242, cj_source="bos"), wave(2))
     (record,) = [r for r in caplog.records if r.name == "cj_batching.interaction"]
     assert record.levelno == logging.INFO
-    assert vars(record)["llm_batching_mode"] == "provider_serial_bundle"
+    assert vars(record)["llm_batching_mode"] == "serial_bundle"
     assert vars(record)["cj_batch_id"] == "4242"
     assert vars(record)["decided_by"] == "flag"
     assert "4242" in record.getMessage()
-    assert "provider_serial_bundle" in record.getMessage()
+    assert "serial_bundle" in record.getMessage()
 
 
 async def test_sent_mode_equals_counted_mode_even_when_the_flag_flips(
@@ -351,7 +351,7 @@ async def test_sent_mode_equals_counted_mode_even_when_the_flag_flips(
 
     async with interaction_on(lps, resolver, metrics, max_retries=0) as interaction:
         first = await interaction.submit_batch(context, wave(5, "w1-"))
-        flags.update(static("provider_serial_bundle"))  # between waves
+        flags.update(static("serial_bundle"))  # between waves
         wait_until(lambda: resolver.resolve(context).mode is SERIAL, what="new flag applied")
         lps.set_policy(flip_on_first_request)
         second = await interaction.submit_batch(retry, wave(6, "w2-"))
@@ -379,7 +379,7 @@ async def test_sent_mode_equals_counted_mode_even_when_the_flag_flips(
     }
     assert requests_counted(registry) == {
         "per_request": 8.0,
-        "provider_serial_bundle": 6.0,
+        "serial_bundle": 6.0,
         "provider_batch_api": 4.0,
     }
     assert batches_counted(registry) == only(PER_REQUEST, 1)
@@ -425,7 +425,7 @@ async def test_one_failing_comparison_never_aborts_the_others(
     registry: CollectorRegistry,
     lps: LPSServer,
 ) -> None:
-    resolver, _ = make_resolver(static("provider_serial_bundle"))
+    resolver, _ = make_resolver(static("serial_bundle"))
     scenarios = [
         "ok",
         "queue_full_then_ok",
@@ -555,7 +555,7 @@ async def test_a_task_for_another_provider_fails_alone_unsent_and_uncounted(
     registry: CollectorRegistry,
     lps: LPSServer,
 ) -> None:
-    resolver, _ = make_resolver(static("provider_serial_bundle"))
+    resolver, _ = make_resolver(static("serial_bundle"))
     tuned = LLMConfigOverrides(
         provider_override=OPENAI, model_override="gpt-test", temperature_override=0.2
     )
@@ -596,7 +596,7 @@ async def test_a_wave_refused_whole_starts_no_batch(
     registry: CollectorRegistry,
     lps: LPSServer,
 ) -> None:
-    resolver, _ = make_resolver(static("provider_serial_bundle"))
+    resolver, _ = make_resolver(static("serial_bundle"))
     elsewhere = LLMConfigOverrides(provider_override=LLMProviderType.GOOGLE)
     tasks = [
         ComparisonTask(f"a{n}", f"b{n}", "p", llm_config_overrides=elsewhere) for n in range(3)
@@ -616,7 +616,7 @@ async def test_an_empty_wave_returns_nothing_and_counts_nothing(
     registry: CollectorRegistry,
     lps: LPSServer,
 ) -> None:
-    resolver, _ = make_resolver(static("provider_serial_bundle"))
+    resolver, _ = make_resolver(static("serial_bundle"))
     async with interaction_on(lps, resolver, metrics) as interaction:
         assert await interaction.perform_comparisons([], BatchContext(12)) == []
         result = await interaction.submit_batch(BatchContext(12), [])
@@ -642,7 +642,7 @@ async def test_refused_wave_metadata_sends_and_counts_nothing(
     metadata: dict[str, Any],
     named: str,
 ) -> None:
-    resolver, _ = make_resolver(static("provider_serial_bundle"))
+    resolver, _ = make_resolver(static("serial_bundle"))
     async with interaction_on(lps, resolver, metrics) as interaction:
         with pytest.raises(ValueError, match=named):
             await interaction.submit_batch(BatchContext(13), wave(3), metadata=metadata)
@@ -694,7 +694,7 @@ def test_no_hint_means_no_override_and_no_warning(
     ("hint", "mode"),
     [
         (" Serial_Bundle ", SERIAL),
-        ("provider_serial_bundle", SERIAL),
+        ("serial_bundle", SERIAL),
         ("PER_REQUEST", PER_REQUEST),
         ("provider_batch_api\n", BATCH_API),
     ],
@@ -736,5 +736,5 @@ async def test_envelope_hint_decides_the_mode_on_the_wire(
         )
         for r in lps.requests
     }
-    assert modes == {("provider_serial_bundle", "override")}
+    assert modes == {("serial_bundle", "override")}
     assert requests_counted(registry) == only(SERIAL, 2)

@@ -385,7 +385,7 @@ async def test_wire_body_matches_the_contract(lps: LPSServer, sleeps: SleepRecor
         "essay_b_id": "b1",
         "bos_batch_id": "bos-7",
         "cj_batch_id": "42",
-        "cj_llm_batching_mode": "provider_serial_bundle",
+        "cj_llm_batching_mode": "serial_bundle",
         "preferred_bundle_size": 12,
         "nested": {"list": [1, 2.5, None, True], "text": "åäö"},
     }

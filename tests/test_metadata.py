@@ -21,7 +21,7 @@ from cj_batching.resolution import DecidedBy
 
 from .conftest import ResolverFactory
 
-SERIAL = LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+SERIAL = LLMBatchingMode.SERIAL_BUNDLE
 PER_REQUEST = LLMBatchingMode.PER_REQUEST
 
 # Spelled out (not imported) so that dropping a key from the reserved set fails a test.
@@ -80,7 +80,7 @@ def test_mode_is_the_canonical_value_even_for_an_alias_override(
     overrides = BatchConfigOverrides.model_validate({"llm_batching_mode_override": "serial_bundle"})
     context = BatchContext(9, overrides=overrides)
     metadata = build_request_metadata(context, resolver.resolve(context))
-    assert metadata["cj_llm_batching_mode"] == "provider_serial_bundle"
+    assert metadata["cj_llm_batching_mode"] == "serial_bundle"
     assert metadata["cj_llm_batching_decided_by"] == "override"
 
 
@@ -141,7 +141,7 @@ def test_extra_is_merged() -> None:
         "bos_batch_id": "bos-99",
         "cj_batch_id": "5",
         "cj_source": "els",
-        "cj_llm_batching_mode": "provider_serial_bundle",
+        "cj_llm_batching_mode": "serial_bundle",
         "cj_request_type": "cj_comparison",
         "cj_llm_batching_decided_by": "flag",
         "preferred_bundle_size": 3,

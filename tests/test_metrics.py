@@ -33,7 +33,7 @@ from .conftest import ResolverFactory
 from .lps_server import running_lps_server
 
 PER_REQUEST = LLMBatchingMode.PER_REQUEST
-SERIAL = LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+SERIAL = LLMBatchingMode.SERIAL_BUNDLE
 BATCH_API = LLMBatchingMode.PROVIDER_BATCH_API
 
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -107,7 +107,7 @@ def test_requests_count_per_mode(metrics: BatchingMetrics, registry: CollectorRe
     metrics.record_requests(SERIAL, 12)
     metrics.record_requests(SERIAL)
     metrics.record_requests(PER_REQUEST, 3)
-    assert value(registry, "cj_llm_requests_total", batching_mode="provider_serial_bundle") == 13
+    assert value(registry, "cj_llm_requests_total", batching_mode="serial_bundle") == 13
     assert value(registry, "cj_llm_requests_total", batching_mode="per_request") == 3
     assert value(registry, "cj_llm_requests_total", batching_mode="provider_batch_api") == 0
 
@@ -245,7 +245,7 @@ def test_a_broken_counter_never_raises_into_the_caller_and_logs_once(
     assert "counter storage exploded" in caplog.text
     monkeypatch.undo()
     metrics.record_requests(SERIAL, 2)  # the counters themselves still work afterwards
-    assert value(registry, "cj_llm_requests_total", batching_mode="provider_serial_bundle") == 2
+    assert value(registry, "cj_llm_requests_total", batching_mode="serial_bundle") == 2
 
 
 def test_bad_arguments_never_raise_into_the_caller(
@@ -275,8 +275,8 @@ def test_metrics_on_separate_registries_are_independent() -> None:
     first, second = CollectorRegistry(), CollectorRegistry()
     BatchingMetrics(first).record_requests(SERIAL, 4)
     BatchingMetrics(second)
-    assert value(first, "cj_llm_requests_total", batching_mode="provider_serial_bundle") == 4
-    assert value(second, "cj_llm_requests_total", batching_mode="provider_serial_bundle") == 0
+    assert value(first, "cj_llm_requests_total", batching_mode="serial_bundle") == 4
+    assert value(second, "cj_llm_requests_total", batching_mode="serial_bundle") == 0
 
 
 async def test_label_sets_stay_bounded_whatever_the_batch_ids(
@@ -345,9 +345,9 @@ def test_exposition_over_http_has_the_counters(scraped: str) -> None:
         "# TYPE cj_llm_batching_resolutions_total counter",
         "# TYPE cj_llm_batching_flag_errors_total counter",
         "# TYPE cj_llm_batching_guardrail_downgrades_total counter",
-        'cj_llm_requests_total{batching_mode="provider_serial_bundle"} 12.0',
+        'cj_llm_requests_total{batching_mode="serial_bundle"} 12.0',
         'cj_llm_requests_total{batching_mode="per_request"} 0.0',
-        'cj_llm_batches_started_total{batching_mode="provider_serial_bundle"} 1.0',
+        'cj_llm_batches_started_total{batching_mode="serial_bundle"} 1.0',
         'cj_llm_batching_resolutions_total{batching_mode="per_request",cj_source="bos",'
         'decided_by="override"} 1.0',
         'cj_llm_batching_flag_errors_total{error_code="OTHER"} 1.0',

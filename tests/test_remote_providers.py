@@ -45,7 +45,7 @@ from .ofrep_server import (
 )
 
 BATCH_API = LLMBatchingMode.PROVIDER_BATCH_API
-SERIAL = LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+SERIAL = LLMBatchingMode.SERIAL_BUNDLE
 PER_REQUEST = LLMBatchingMode.PER_REQUEST
 MODE_KEY = "llm-batching-mode"
 ALLOW_KEY = "llm-batch-api-allowed-providers"
@@ -395,7 +395,7 @@ def test_server_side_flag_edit_reaches_new_batches_at_once_cached_ones_after_ttl
     ofrep.answer(MODE_KEY, evaluated("per_request", "per_request"))
     resolver = over_ofrep(RESOLUTION_CACHE_TTL_SECONDS=30)
     assert resolver.resolve(ctx(1)).mode is PER_REQUEST
-    ofrep.answer(MODE_KEY, evaluated("provider_serial_bundle", "provider_serial_bundle"))
+    ofrep.answer(MODE_KEY, evaluated("serial_bundle", "serial_bundle"))
     assert resolver.resolve(ctx(2)).mode is SERIAL
     assert resolver.resolve(ctx(1)).mode is PER_REQUEST  # cached until the TTL ends
     resolver.clear_cache()

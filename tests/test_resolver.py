@@ -30,7 +30,7 @@ from .documents import allow_list_flag, batching_document, document, mode_flag, 
 from .helpers import ScriptedProvider, counter_total, flag_errors, loop_ticks
 
 BATCH_API = LLMBatchingMode.PROVIDER_BATCH_API
-SERIAL = LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+SERIAL = LLMBatchingMode.SERIAL_BUNDLE
 PER_REQUEST = LLMBatchingMode.PER_REQUEST
 
 

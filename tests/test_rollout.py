@@ -40,7 +40,7 @@ def test_split_matches_the_declared_weights(
     (result,) = rollout_json(capsys, "--source", "els", "--batches", "20000", "--flags", str(path))
     assert result["declared_weights"] == {
         "provider_batch_api": share,
-        "provider_serial_bundle": 100 - share,
+        "serial_bundle": 100 - share,
     }
     modes = result["modes"]
     assert isinstance(modes, dict)
@@ -48,7 +48,7 @@ def test_split_matches_the_declared_weights(
     expected = share / 100
     sigma = math.sqrt(expected * (1 - expected) / 20000)
     assert abs(observed - expected) < 5 * sigma
-    assert modes["provider_batch_api"]["count"] + modes["provider_serial_bundle"]["count"] == 20000
+    assert modes["provider_batch_api"]["count"] + modes["serial_bundle"]["count"] == 20000
     assert result["decided_by"] == {"override": 0, "flag": 20000, "default": 0}
 
 
@@ -79,7 +79,7 @@ def test_json_shape_for_several_sources(capsys: pytest.CaptureFixture[str]) -> N
         assert (result["provider"], result["batches"]) == ("anthropic", 500)
         modes = result["modes"]
         assert isinstance(modes, dict)
-        assert set(modes) == {"per_request", "provider_serial_bundle", "provider_batch_api"}
+        assert set(modes) == {"per_request", "serial_bundle", "provider_batch_api"}
         assert sum(m["count"] for m in modes.values()) == 500
         assert math.isclose(sum(m["share"] for m in modes.values()), 1.0)
     bos, eng5 = results[1], results[2]
@@ -101,7 +101,7 @@ def test_the_guardrail_shows_in_the_preview(capsys: pytest.CaptureFixture[str]) 
         str(ROOT / "flags.yaml"),
     )
     assert result["modes"]["provider_batch_api"]["count"] == 0  # type: ignore[index]
-    assert result["modes"]["provider_serial_bundle"]["count"] == 100  # type: ignore[index]
+    assert result["modes"]["serial_bundle"]["count"] == 100  # type: ignore[index]
 
 
 def test_same_ids_same_arms_across_runs(capsys: pytest.CaptureFixture[str]) -> None:

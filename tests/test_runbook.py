@@ -49,7 +49,7 @@ def test_every_shell_block_runs_as_written(tmp_path: Path) -> None:
     # The edits did what the runbook says they do.
     assert "=> per_request (decided by flag)" in text  # bos -> per_request
     assert "50.0% (weight 50)" in text  # the widened rollout
-    assert "=> provider_serial_bundle (decided by default)" in text  # state: DISABLED
+    assert "=> serial_bundle (decided by default)" in text  # state: DISABLED
     assert "anthropic may not use provider_batch_api" in text  # allow list without anthropic
 
 

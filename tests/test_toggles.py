@@ -68,7 +68,7 @@ def test_new_mode_is_served_to_continuous_traffic_within_the_bound(
     flags_file: Path,
 ) -> None:
     bos = BatchContext(1, "bos", "openai")
-    assert resolver.resolve(bos).mode is LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+    assert resolver.resolve(bos).mode is LLMBatchingMode.SERIAL_BUNDLE
     stop = threading.Event()
     seen: list[list[tuple[float, LLMBatchingMode]]] = [[] for _ in range(4)]
     errors: list[BaseException] = []
@@ -119,7 +119,7 @@ def test_disabling_the_flag_sends_every_new_resolution_to_the_env_default(
     doc = batching_document(version="v2")
     doc["flags"]["llm-batching-mode"]["state"] = "DISABLED"
     publish(flags_file, doc)
-    resolution = served(resolver, eng5, LLMBatchingMode.PROVIDER_SERIAL_BUNDLE)
+    resolution = served(resolver, eng5, LLMBatchingMode.SERIAL_BUNDLE)
     assert (resolution.decided_by, resolution.flag_reason) == ("default", "DISABLED")
     override = BatchConfigOverrides(llm_batching_mode_override=LLMBatchingMode.PER_REQUEST)
     with_override = BatchContext(5, "eng5_runner", "anthropic", overrides=override)
@@ -144,7 +144,7 @@ def test_dropping_a_provider_from_the_allow_list_applies_to_overrides_too(
     doc["metadata"]["version"] = "v2"
     publish(flags_file, doc)
     for context in contexts:
-        resolution = served(resolver, context, LLMBatchingMode.PROVIDER_SERIAL_BUNDLE)
+        resolution = served(resolver, context, LLMBatchingMode.SERIAL_BUNDLE)
         assert resolution.guardrail_applied
         assert resolution.allowed_providers_source == "flag"
     assert resolver.resolve(BatchContext(9, "eng5_runner", "openai")).mode is (

@@ -43,7 +43,7 @@ def sample() -> dict[str, Any]:
                 "state": "ENABLED",
                 "variants": {
                     "per_request": "per_request",
-                    "provider_serial_bundle": "provider_serial_bundle",
+                    "serial_bundle": "serial_bundle",
                     "provider_batch_api": "provider_batch_api",
                 },
                 "defaultVariant": None,
@@ -55,7 +55,7 @@ def sample() -> dict[str, Any]:
                         {
                             "fractional": [
                                 ["provider_batch_api", 20],
-                                ["provider_serial_bundle", 80],
+                                ["serial_bundle", 80],
                             ]
                         },
                         None,

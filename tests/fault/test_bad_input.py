@@ -50,8 +50,8 @@ def shown(value: object) -> str:
 
 # --- settings ----------------------------------------------------------------------------
 
-MODE_CHOICES = "'per_request', 'provider_serial_bundle' or 'provider_batch_api'"
-PROVIDER_CHOICES = "'openai', 'anthropic', 'google', 'openrouter' or 'mock'"
+MODE_CHOICES = "not a batching mode; allowed: per_request, serial_bundle, provider_batch_api"
+PROVIDER_CHOICES = "not a known LLM provider; allowed: openai, anthropic, google, openrouter, mock"
 UNKNOWN_PROVIDER = "is not a known LLM provider; allowed: openai, anthropic"
 
 
@@ -255,7 +255,7 @@ def test_bad_hint_is_ignored_with_one_warning_naming_it(
     message = record.getMessage()
     assert MODE_HINT in message
     assert repr(hint)[:40] in message
-    assert "allowed: per_request, provider_serial_bundle, provider_batch_api" in message
+    assert "allowed: per_request, serial_bundle, provider_batch_api" in message
     assert len(message) < SANE
     assert message.isprintable()  # control characters reach the log escaped, not raw
 
@@ -264,7 +264,7 @@ def test_bad_hint_is_ignored_with_one_warning_naming_it(
     ("metadata", "mode"),
     [
         ({MODE_HINT: " PER_REQUEST "}, LLMBatchingMode.PER_REQUEST),
-        ({MODE_HINT: "serial_bundle\n"}, LLMBatchingMode.PROVIDER_SERIAL_BUNDLE),
+        ({MODE_HINT: "serial_bundle\n"}, LLMBatchingMode.SERIAL_BUNDLE),
         ({MODE_HINT: LLMBatchingMode.PROVIDER_BATCH_API}, LLMBatchingMode.PROVIDER_BATCH_API),
         ({MODE_HINT: "\t"}, None),
         ({MODE_HINT: ""}, None),

@@ -41,7 +41,7 @@ from tests.lps_server import LPSServer
 pytestmark = pytest.mark.fault
 
 PER_REQUEST = LLMBatchingMode.PER_REQUEST
-SERIAL = LLMBatchingMode.PROVIDER_SERIAL_BUNDLE
+SERIAL = LLMBatchingMode.SERIAL_BUNDLE
 BATCH_API = LLMBatchingMode.PROVIDER_BATCH_API
 
 BATCHES: Final = 200

@@ -254,7 +254,7 @@ async def test_2000_comparisons_through_a_faulty_lps_each_end_once_as_the_server
     record_property: Any,
 ) -> None:
     resolver, _ = make_resolver(
-        document(mode_flag(default_variant="provider_serial_bundle")),
+        document(mode_flag(default_variant="serial_bundle")),
         LPS_MAX_CONCURRENCY=CONCURRENCY,
     )
     tasks = [
@@ -355,11 +355,11 @@ async def test_2000_comparisons_through_a_faulty_lps_each_end_once_as_the_server
     assert len(requests) > COMPARISONS
     assert per_mode(registry, "cj_llm_requests_total") == {
         "per_request": 0.0,
-        "provider_serial_bundle": float(COMPARISONS),
+        "serial_bundle": float(COMPARISONS),
         "provider_batch_api": 0.0,
     }
     assert sum(per_mode(registry, "cj_llm_batches_started_total").values()) == 1.0
-    assert per_mode(registry, "cj_llm_batches_started_total")["provider_serial_bundle"] == 1.0
+    assert per_mode(registry, "cj_llm_batches_started_total")["serial_bundle"] == 1.0
 
     # Bounded: every comparison gives up after MAX_ATTEMPTS timeouts and capped waits.
     assert elapsed < RUN_BOUND_SECONDS
