@@ -65,8 +65,8 @@ def shipped_resolver(settings: Settings | None = None) -> Iterator[Shipped]:
     bound with `bind_provider` to a fresh domain, under a resolver with metrics on a
     private registry (as a service would run it)."""
     settings = bench_settings() if settings is None else settings
-    document = load_document(FLAGS_YAML, checks=batching_flag_checks(settings))
-    provider = FlagdMemoryProvider(document)
+    checked = load_document(FLAGS_YAML, checks=batching_flag_checks(settings))
+    provider = FlagdMemoryProvider(checked.document)
     client = bind_provider(provider, domain("shipped"))
     metrics = BatchingMetrics(CollectorRegistry())
     resolver = BatchingModeResolver(settings, client, metrics=metrics)

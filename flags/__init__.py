@@ -10,19 +10,22 @@ from flags.file_provider import FlagdFileProvider
 from flags.inspection import declared_fractions
 from flags.loading import (
     MAX_DOCUMENT_BYTES,
+    CheckedDocument,
     DocumentCheck,
     DocumentError,
     check_document,
     document_format,
     load_document,
     parse_document,
+    read_document_bytes,
 )
 from flags.memory_provider import FlagdMemoryProvider
-from flags.validation import Problem, validate_document
+from flags.validation import Problem, Severity, validate_document
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
     "PROVIDER_KINDS",
+    "CheckedDocument",
     "DocumentCheck",
     "DocumentError",
     "FlagdEvaluatingProvider",
@@ -30,6 +33,7 @@ __all__ = [
     "FlagdMemoryProvider",
     "Problem",
     "ProviderKind",
+    "Severity",
     "bind_provider",
     "check_document",
     "declared_fractions",
@@ -38,5 +42,6 @@ __all__ = [
     "load_document",
     "make_provider",
     "parse_document",
+    "read_document_bytes",
     "validate_document",
 ]

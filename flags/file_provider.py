@@ -14,6 +14,7 @@ from openfeature.exception import ErrorCode, ProviderNotReadyError
 
 from flags.evaluator import FlagdEvaluatingProvider
 from flags.loading import (
+    CheckedDocument,
     DocumentCheck,
     DocumentError,
     document_format,
@@ -37,8 +38,10 @@ class FlagdFileProvider(FlagdEvaluatingProvider):
     KB and hashing it costs ~20 µs, so polling by content is free at 4 Hz. A changed
     file is re-read after a short settle delay, then parsed and validated whole before
     it replaces the flags in use. A bad version (syntax, structure, semantics, size,
-    missing) keeps the last good flags, emits PROVIDER_ERROR and logs once; the next
-    good version emits PROVIDER_CONFIGURATION_CHANGED (and PROVIDER_READY after an error).
+    missing, not a regular file) keeps the last good flags, emits PROVIDER_ERROR and logs
+    once; the next good version emits PROVIDER_CONFIGURATION_CHANGED (and PROVIDER_READY
+    after an error), and logs its warnings once. Reading never blocks (a FIFO or a device
+    at the path is a bad version), so `shutdown()` returns within its join bound.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class FlagdFileProvider(FlagdEvaluatingProvider):
         self._thread: threading.Thread | None = None
         self._seen: bytes | None = None
         self._problems: tuple[Problem, ...] = ()
+        self._rejected_version: str | None = None
         self._not_ready_message = f"{self._path}: not loaded yet"
 
     @property
@@ -71,8 +75,14 @@ class FlagdFileProvider(FlagdEvaluatingProvider):
 
     @property
     def problems(self) -> tuple[Problem, ...]:
-        """Why the newest version was rejected; empty while it is in use."""
+        """The errors of the newest version when it was rejected; empty while it is in use."""
         return self._problems
+
+    @property
+    def rejected_version(self) -> str | None:
+        """The `metadata.version` of the newest version when it was rejected (None when it
+        is in use, or when the rejected file has no readable version)."""
+        return self._rejected_version
 
     def initialize(self, evaluation_context: EvaluationContext) -> None:
         """Load the file, start watching it; raise (status ERROR) when it is unusable."""
@@ -118,13 +128,13 @@ class FlagdFileProvider(FlagdEvaluatingProvider):
             return
         self._seen = fingerprint
         try:
-            document = parse_document(
+            checked = parse_document(
                 data, self._format, source=str(self._path), checks=self._checks
             )
         except DocumentError as error:
             self._reject(error, announce=announce)
         else:
-            self._accept(document, announce=announce)
+            self._accept(checked, announce=announce)
 
     def _settled(self, data: bytes) -> bool:
         """Whether the file still holds `data` a moment later (not caught mid-write)."""
@@ -136,41 +146,57 @@ class FlagdFileProvider(FlagdEvaluatingProvider):
             return False
 
     def _reject(self, error: DocumentError, *, announce: bool) -> None:
-        self._problems = tuple(error.problems)
+        self._problems = error.errors
+        self._rejected_version = error.version
         if not self._loaded:
             self._not_ready_message = f"no valid flag document: {error}"
         kept = "keeping the last good flags" if self._loaded else "no flags loaded"
+        problems = [str(problem) for problem in error.problems]
         _log.error(
             "flag file rejected (%s): %s",
             kept,
-            "; ".join(str(p) for p in self._problems),
-            extra={"flags_path": str(self._path), "problems": [str(p) for p in self._problems]},
+            "; ".join(problems),
+            extra={
+                "flags_path": str(self._path),
+                "flag_set_version": error.version,
+                "problems": problems,
+            },
         )
         if announce:
+            metadata: dict[str, bool | str | int | float] = {"path": str(self._path)}
+            if error.version is not None:
+                metadata["version"] = error.version
             self.emit_provider_error(
                 ProviderEventDetails(
-                    message=str(error),
-                    error_code=ErrorCode.PARSE_ERROR,
-                    metadata={"path": str(self._path)},
+                    message=str(error), error_code=ErrorCode.PARSE_ERROR, metadata=metadata
                 )
             )
 
-    def _accept(self, document: dict[str, object], *, announce: bool) -> None:
+    def _accept(self, checked: CheckedDocument, *, announce: bool) -> None:
         recovering = bool(self._problems) or not self._loaded
-        changed = self._install(document)
+        changed = self._install(checked)
         self._problems = ()
-        version = self.flag_set_metadata.get("version")
-        metadata: dict[str, bool | str | int | float] = {"path": str(self._path)}
-        if version is not None:
-            metadata["version"] = version
-        _log.info(
-            "flag file accepted",
-            extra={
-                "flags_path": str(self._path),
-                "flag_set_version": version,
-                "flags_changed": changed,
-            },
-        )
+        self._rejected_version = None
+        metadata: dict[str, bool | str | int | float] = {
+            "path": str(self._path),
+            "warnings": len(checked.warnings),
+        }
+        if checked.version is not None:
+            metadata["version"] = checked.version
+        extra = {
+            "flags_path": str(self._path),
+            "flag_set_version": checked.version,
+            "flags_changed": changed,
+        }
+        _log.info("flag file accepted", extra=extra)
+        if checked.warnings:
+            warnings = [str(problem) for problem in checked.warnings]
+            _log.warning(
+                "flag file accepted with %d warning(s): %s",
+                len(warnings),
+                "; ".join(warnings),
+                extra={**extra, "warnings": warnings},
+            )
         if announce:
             details = ProviderEventDetails(flags_changed=changed, metadata=metadata)
             if recovering:

@@ -3,24 +3,31 @@
 Parsing is strict on purpose: a flag file is production configuration, so the size is
 capped, YAML goes through a safe loader without aliases (no alias bombs) or timestamps
 (a `version: 2026-11-25` stays a string, as in JSON), and duplicate keys are errors
-rather than silently taking the last one.
+rather than silently taking the last one. Reading never blocks: only a regular file is
+read, so a FIFO or a device at the flags path is an error, not a hung thread.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node
 
 from flags.validation import Problem, validate_document
+from flags.validation.limits import MAX_DOCUMENT_BYTES
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "CheckedDocument",
     "DocumentCheck",
     "DocumentError",
     "check_document",
@@ -30,24 +37,63 @@ __all__ = [
     "read_document_bytes",
 ]
 
-MAX_DOCUMENT_BYTES: Final = 1024 * 1024
-
 DocumentFormat = Literal["json", "yaml"]
 DocumentCheck = Callable[[Mapping[str, Any]], list[Problem]]
 """An extra, caller-specific check run after `validate_document` (e.g. domain values)."""
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedDocument:
+    """A document that passed validation: the data, its warnings and its version."""
+
+    document: dict[str, Any]
+    warnings: tuple[Problem, ...] = ()
+    version: str | None = None
+
 
 class DocumentError(ValueError):
-    """A flag document that cannot be used; `problems` says every reason."""
+    """A flag document that cannot be used: `problems` lists every reason (errors first,
+    then warnings); raised only when at least one of them is an error."""
 
-    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+    def __init__(
+        self, source: str, problems: Sequence[Problem], *, version: str | None = None
+    ) -> None:
+        ordered = sorted(problems, key=lambda problem: not problem.is_error)  # stable
+        if not any(problem.is_error for problem in ordered):
+            raise ValueError("DocumentError needs at least one error among its problems")
         self.source = source
-        self.problems = list(problems)
-        if len(self.problems) == 1:
-            super().__init__(f"{source}: {self.problems[0]}")
-        else:
-            lines = "".join(f"\n  {problem}" for problem in self.problems)
-            super().__init__(f"{source}: {len(self.problems)} problems:{lines}")
+        self.problems = ordered
+        self.errors = tuple(problem for problem in ordered if problem.is_error)
+        self.warnings = tuple(problem for problem in ordered if not problem.is_error)
+        self.version = version
+        super().__init__(_describe(source, self.errors, self.warnings))
+
+
+def _describe(source: str, errors: Sequence[Problem], warnings: Sequence[Problem]) -> str:
+    if len(errors) == 1 and not warnings:
+        return f"{source}: {_line(errors[0])}"
+    counts = _plural(len(errors), "error") + (
+        f", {_plural(len(warnings), 'warning')}" if warnings else ""
+    )
+    lines = "".join(f"\n  {_line(problem)}" for problem in (*errors, *warnings))
+    return f"{source}: {counts}:{lines}"
+
+
+def _line(problem: Problem) -> str:
+    """A problem as one line; one about the whole file needs no '/' in front."""
+    return problem.message if problem.path == "" and problem.is_error else str(problem)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def document_format(path: Path) -> DocumentFormat:
@@ -63,19 +109,59 @@ def document_format(path: Path) -> DocumentFormat:
 
 
 def read_document_bytes(path: Path) -> bytes:
-    """The file's bytes, refusing files over `MAX_DOCUMENT_BYTES` before reading them."""
+    """The bytes of the regular file at `path`, never blocking, at most `MAX_DOCUMENT_BYTES`.
+
+    A path that is missing or is not a regular file (a FIFO, a device, a directory, a socket,
+    or a symlink to one) raises `DocumentError` saying what it is. The kind is checked before
+    the file is opened (opening some devices has effects) and again on the opened file, which
+    is opened with O_NONBLOCK: a FIFO swapped in between still cannot block the read.
+    """
+    source = str(path)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+        kind = _not_regular(os.stat(path).st_mode)
+        if kind is None:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            try:
+                kind = _not_regular(os.fstat(fd).st_mode)
+                data = b"" if kind else _read_at_most(fd, MAX_DOCUMENT_BYTES + 1)
+            finally:
+                os.close(fd)
     except FileNotFoundError:
-        raise DocumentError(str(path), [Problem("", "file not found")]) from None
+        raise DocumentError(source, [Problem("", _missing(path))]) from None
     except OSError as exc:
-        raise DocumentError(str(path), [Problem("", f"cannot read: {exc.strerror}")]) from None
+        raise DocumentError(source, [Problem("", f"cannot read: {exc.strerror}")]) from None
+    if kind is not None:
+        what = "is a symlink to" if path.is_symlink() else "is"
+        message = f"{what} {kind}, not a regular file; point it at a flag file"
+        raise DocumentError(source, [Problem("", message)])
     if len(data) > MAX_DOCUMENT_BYTES:
-        raise DocumentError(
-            str(path), [Problem("", f"file is over the {MAX_DOCUMENT_BYTES}-byte limit")]
-        )
+        message = f"file is over the {MAX_DOCUMENT_BYTES}-byte limit"
+        raise DocumentError(source, [Problem("", message)])
     return data
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _missing(path: Path) -> str:
+    if path.is_symlink():
+        return f"file not found (a symlink to {os.readlink(path)!r}, which does not exist)"
+    return "file not found"
 
 
 def parse_document(
@@ -84,12 +170,15 @@ def parse_document(
     *,
     source: str = "<document>",
     checks: Sequence[DocumentCheck] = (),
-) -> dict[str, Any]:
+) -> CheckedDocument:
     """Parse and validate a whole document; raise `DocumentError` listing every problem."""
     if len(data) > MAX_DOCUMENT_BYTES:
         raise DocumentError(source, [Problem("", f"over the {MAX_DOCUMENT_BYTES}-byte limit")])
     try:
         document = _parse_json(data) if fmt == "json" else _parse_yaml(data)
+    except UnicodeDecodeError as exc:
+        message = f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        raise DocumentError(source, [Problem("", message)]) from None
     except (ValueError, yaml.YAMLError, RecursionError) as exc:
         raise DocumentError(source, [Problem("", _syntax_message(fmt, exc))]) from None
     return check_document(document, source=source, checks=checks)
@@ -97,18 +186,34 @@ def parse_document(
 
 def check_document(
     document: object, *, source: str = "<document>", checks: Sequence[DocumentCheck] = ()
-) -> dict[str, Any]:
-    """Validate a parsed document whole; raise `DocumentError` listing every problem."""
+) -> CheckedDocument:
+    """Validate a parsed document whole; raise `DocumentError` when any problem is an error.
+
+    `checks` run only on a document without errors (they may assume its structure).
+    """
     problems = validate_document(document)
-    if not problems and isinstance(document, Mapping):
+    if not any(problem.is_error for problem in problems) and isinstance(document, Mapping):
         for check in checks:
             problems.extend(check(document))
-    if problems or not isinstance(document, Mapping):
-        raise DocumentError(source, problems or [Problem("", "not a mapping")])
-    return dict(document)
+    version = _version(document)
+    if not isinstance(document, Mapping):
+        raise DocumentError(source, problems or [Problem("", "not a mapping")], version=version)
+    if any(problem.is_error for problem in problems):
+        raise DocumentError(source, problems, version=version)
+    warnings = tuple(problem for problem in problems if not problem.is_error)
+    return CheckedDocument(dict(document), warnings, version)
 
 
-def load_document(path: Path, *, checks: Sequence[DocumentCheck] = ()) -> dict[str, Any]:
+def _version(document: object) -> str | None:
+    """The document's `metadata.version` as text, when it has a scalar one."""
+    metadata = document.get("metadata") if isinstance(document, Mapping) else None
+    value = metadata.get("version") if isinstance(metadata, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)
+
+
+def load_document(path: Path, *, checks: Sequence[DocumentCheck] = ()) -> CheckedDocument:
     """Read, parse and validate the flag file at `path`."""
     return parse_document(
         read_document_bytes(path), document_format(path), source=str(path), checks=checks
@@ -128,7 +233,9 @@ def _syntax_message(fmt: DocumentFormat, exc: BaseException) -> str:
 
 
 def _parse_json(data: bytes | str) -> object:
-    return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+    # NaN and Infinity parse to floats here, so that the validator refuses them (at their
+    # path, with one message) the same way as 1e999 and YAML's .inf and .nan.
+    return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=float)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -138,10 +245,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         result[key] = value
     return result
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class _StrictSafeLoader(yaml.SafeLoader):
@@ -173,6 +276,14 @@ _StrictSafeLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# YAML 1.2 (and so the flagd daemon, and JSON) reads 1e3 as a number; PyYAML's YAML 1.1
+# rules want a dot. Without this, `1e999` would be the string "1e999" here and infinity
+# there, and would slip past the refusal of non-finite numbers.
+_StrictSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _parse_yaml(data: bytes | str) -> object:

@@ -17,8 +17,9 @@ class FlagdMemoryProvider(FlagdEvaluatingProvider):
     """The same evaluator as the file provider, over a document you pass in.
 
     Rules are written exactly as in `flags.yaml`. `update()` validates the new document
-    whole (raising `DocumentError` and keeping the old one when it is invalid), swaps it
-    in and emits PROVIDER_CONFIGURATION_CHANGED with the changed flag keys.
+    whole (raising `DocumentError` and keeping the old one when it has an error), swaps it
+    in and emits PROVIDER_CONFIGURATION_CHANGED with the changed flag keys; its warnings
+    are in `warnings`.
     """
 
     def __init__(
@@ -34,9 +35,11 @@ class FlagdMemoryProvider(FlagdEvaluatingProvider):
 
     def update(self, document: Mapping[str, Any]) -> list[str]:
         """Replace the document; return (and announce) the keys of the changed flags."""
-        changed = self._install(check_document(document, source=self._name, checks=self._checks))
-        version = self.flag_set_metadata.get("version")
-        metadata = {} if version is None else {"version": version}
+        checked = check_document(document, source=self._name, checks=self._checks)
+        changed = self._install(checked)
+        metadata: dict[str, bool | str | int | float] = {"warnings": len(checked.warnings)}
+        if checked.version is not None:
+            metadata["version"] = checked.version
         self.emit_provider_configuration_changed(
             ProviderEventDetails(flags_changed=changed, metadata=metadata)
         )

@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from openfeature.event import ProviderEvent
 from openfeature.provider import FeatureProvider, ProviderStatus
 
 import flags.file_provider as file_provider_module
-from cj_batching import Settings, batching_flag_checks
+from cj_batching import BatchContext, Settings, batching_flag_checks, configure
 from flags import FlagdFileProvider
 from flags.testing import EventRecorder, wait_until, write_atomically
 
@@ -104,8 +106,59 @@ def test_atomic_rewrite_is_served_and_announced(tmp_path: Path, watch: Any) -> N
     write_atomically(path, text("provider_batch_api", "v2"))
     details = events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, after=mark)
     assert details.flags_changed == ["llm-batching-mode"]
-    assert details.metadata["version"] == "v2"
+    assert details.metadata == {"path": str(path), "version": "v2", "warnings": 0}
     assert answer(client) == "provider_batch_api"
+
+
+def with_warning(mode: str, version: str) -> str:
+    """A good version with one warning (a top-level key flagd ignores)."""
+    doc = document(mode_flag(default_variant=mode), version=version)
+    return yaml.safe_dump({**doc, "owner": "cj-platform"})
+
+
+def test_a_version_with_warnings_is_served_and_its_warnings_reported_once(
+    tmp_path: Path,
+    watch: Any,
+    polls: Callable[[int], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_text(text("per_request"))
+    provider, client, events = watch(path)
+    assert provider.warnings == ()
+    mark = events.mark()
+    with caplog.at_level(logging.WARNING, logger="flags.file_provider"):
+        write_atomically(path, with_warning("provider_batch_api", "v2"))
+        details = events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, after=mark)
+        polls(5)
+    assert details.metadata["warnings"] == 1
+    assert answer(client) == "provider_batch_api"
+    (warning,) = provider.warnings
+    assert (warning.path, warning.severity) == ("/owner", "warning")
+    assert provider.problems == ()
+    logged = [r for r in caplog.records if "accepted with 1 warning" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].levelno == logging.WARNING
+    assert logged[0].warnings == [str(warning)]  # type: ignore[attr-defined]
+
+
+def test_a_rejected_version_is_named_in_the_event_and_on_the_provider(
+    tmp_path: Path, watch: Any
+) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_text(text("per_request"))
+    provider, _, events = watch(path)
+    mark = events.mark()
+    write_atomically(
+        path, yaml.safe_dump(document(mode_flag(default_variant="nope"), version="v7"))
+    )
+    details = events.wait_for(ProviderEvent.PROVIDER_ERROR, after=mark)
+    assert details.metadata == {"path": str(path), "version": "v7"}
+    assert provider.rejected_version == "v7"
+    assert [p.severity for p in provider.problems] == ["error"]
+    write_atomically(path, text("per_request", "v8"))
+    events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, after=mark)
+    assert (provider.rejected_version, provider.problems) == (None, ())
 
 
 def test_copy_with_the_same_size_and_mtime_is_seen(tmp_path: Path, watch: Any) -> None:
@@ -197,7 +250,7 @@ def test_deleted_file_keeps_last_good_and_recovers(tmp_path: Path, watch: Any) -
     events.wait_for(ProviderEvent.PROVIDER_READY, after=mark)
 
 
-@pytest.mark.parametrize("initial", [None, "flags: {", "flags: {}\nextra: 1"])
+@pytest.mark.parametrize("initial", [None, "flags: {", "flags: {f: {state: on, variants: {}}}"])
 def test_starting_on_a_missing_or_bad_file_recovers_when_fixed(
     tmp_path: Path,
     watch: Any,
@@ -239,3 +292,103 @@ def test_shutdown_stops_and_joins_the_watcher(tmp_path: Path) -> None:
     assert watchers
     provider.shutdown()
     assert not any(t.is_alive() for t in watchers)
+
+
+# --- files that are not files, at start-up and in the watcher ------------------------------
+
+SHUTDOWN_BOUND = 2.0  # generous: the watcher stops within a poll interval
+
+
+def make_fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def make_device_link(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def make_fifo_link(path: Path) -> None:
+    os.mkfifo(path.with_name("pipe"))
+    path.symlink_to(path.with_name("pipe"))
+
+
+NOT_FILES = {
+    "fifo": (make_fifo, "is a FIFO (named pipe)"),
+    "symlink to /dev/zero": (make_device_link, "is a symlink to a character device"),
+    "symlink to a fifo": (make_fifo_link, "is a symlink to a FIFO (named pipe)"),
+}
+
+
+@pytest.mark.parametrize("kind", NOT_FILES)
+def test_starting_on_a_fifo_or_device_fails_fast_and_names_it(
+    tmp_path: Path, watch: Any, kind: str
+) -> None:
+    make, says = NOT_FILES[kind]
+    path = tmp_path / "flags.yaml"
+    make(path)
+    started = time.monotonic()
+    provider, client, _ = watch(path)
+    assert time.monotonic() - started < SHUTDOWN_BOUND
+    assert client.get_provider_status() is ProviderStatus.ERROR
+    details = client.get_string_details("llm-batching-mode", "fallback")
+    assert (details.value, details.error_code) == ("fallback", "PROVIDER_NOT_READY")
+    assert f"{path}: {says}, not a regular file" in (details.error_message or "")
+    started = time.monotonic()
+    provider.shutdown()
+    assert time.monotonic() - started < SHUTDOWN_BOUND
+
+
+@pytest.mark.parametrize("kind", NOT_FILES)
+def test_configure_on_a_fifo_or_device_falls_back_to_the_env_default(
+    tmp_path: Path, kind: str
+) -> None:
+    make, says = NOT_FILES[kind]
+    path = tmp_path / "flags.yaml"
+    make(path)
+    settings = Settings(_env_file=None, FLAGS_FILE=path, LLM_BATCHING_MODE="per_request")
+    started = time.monotonic()
+    resolver = configure(settings, domain=f"test-{uuid.uuid4().hex}")
+    try:
+        resolution = resolver.resolve(BatchContext(1, "els", "openai"))
+        assert time.monotonic() - started < SHUTDOWN_BOUND
+        assert (resolution.mode.value, resolution.decided_by) == ("per_request", "default")
+        assert resolution.flag_error == "PROVIDER_NOT_READY"
+        provider = resolver.client.provider
+        assert isinstance(provider, FlagdFileProvider)
+        assert says in str(provider.problems)
+    finally:
+        resolver.close()
+        started = time.monotonic()
+        resolver.client.provider.shutdown()
+        assert time.monotonic() - started < SHUTDOWN_BOUND
+
+
+def swap_in(path: Path, make: Callable[[Path], None]) -> None:
+    """Put a non-file at `path` by rename, as an editor or a deploy would swap files."""
+    staged = path.with_name(f".staged-{uuid.uuid4().hex}")
+    make(staged)
+    os.replace(staged, path)
+
+
+@pytest.mark.parametrize("kind", NOT_FILES)
+def test_watcher_keeps_the_last_good_flags_when_a_fifo_or_device_replaces_the_file(
+    tmp_path: Path, watch: Any, kind: str
+) -> None:
+    make, says = NOT_FILES[kind]
+    path = tmp_path / "flags.yaml"
+    path.write_text(text("per_request"))
+    provider, client, events = watch(path)
+    mark = events.mark()
+    swap_in(path, make)
+    details = events.wait_for(ProviderEvent.PROVIDER_ERROR, after=mark)
+    assert f"{path}: {says}, not a regular file" in (details.message or "")
+    assert details.metadata == {"path": str(path)}  # nothing was read: no version known
+    assert answer(client) == "per_request"  # the last good flags
+    assert client.get_provider_status() is ProviderStatus.ERROR
+    mark = events.mark()
+    write_atomically(path, text("provider_batch_api", "v2"))  # a good file renamed over it
+    events.wait_for(ProviderEvent.PROVIDER_READY, after=mark)
+    assert answer(client) == "provider_batch_api"
+    started = time.monotonic()
+    provider.shutdown()
+    assert time.monotonic() - started < SHUTDOWN_BOUND

@@ -39,7 +39,7 @@ def test_update_swaps_and_announces_changed_keys(
     assert changed == ["llm-batching-mode"]
     details = events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, after=mark)
     assert details.flags_changed == ["llm-batching-mode"]
-    assert details.metadata == {"version": "v2"}
+    assert details.metadata == {"version": "v2", "warnings": 0}
     assert client.get_string_value("llm-batching-mode", "x", EvaluationContext("1")) == (
         "per_request"
     )
@@ -53,6 +53,19 @@ def test_invalid_update_raises_and_keeps_the_old_document(
     with pytest.raises(DocumentError, match="defaultVariant"):
         provider.update(document(mode_flag(default_variant="missing")))
     assert client.get_string_value("llm-batching-mode", "x") == "per_request"
+
+
+def test_warnings_are_kept_and_counted(
+    bind: Callable[[FeatureProvider], OpenFeatureClient],
+) -> None:
+    provider = FlagdMemoryProvider(batching_document())
+    events = EventRecorder(bind(provider))
+    assert provider.warnings == ()
+    mark = events.mark()
+    provider.update({**document(mode_flag(default_variant="per_request")), "owner": "ops"})
+    details = events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, after=mark)
+    assert details.metadata["warnings"] == 1
+    assert [problem.path for problem in provider.warnings] == ["/owner"]
 
 
 def test_invalid_initial_document_raises() -> None:

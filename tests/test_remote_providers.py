@@ -163,7 +163,7 @@ def test_flags_yaml_served_over_ofrep_resolves_as_in_process(
     """The same document gives the same answers remotely, including "no rule matched":
     flagd's OFREP then omits value and variant, which must end at the env default
     without a flag error, as in-process."""
-    flags_yaml = load_document(FLAGS_YAML)
+    flags_yaml = load_document(FLAGS_YAML).document
     ofrep.serve_document(flags_yaml)
     remote = over_ofrep()
     local, _ = make_resolver(flags_yaml)

@@ -74,12 +74,19 @@ class _Printer:
 
     def initial(self) -> None:
         version = self._provider.flag_set_metadata.get("version")
-        self._line(f"accepted version {version} (initial)")
+        self._line(f"accepted version {version} (initial){self._warnings()}")
 
     def accepted(self, details: EventDetails) -> None:
         version = details.metadata.get("version")
         changed = ", ".join(details.flags_changed or []) or "none"
-        self._line(f"accepted version {version}: flags changed: {changed}")
+        self._line(f"accepted version {version}: flags changed: {changed}{self._warnings()}")
+
+    def _warnings(self) -> str:
+        """The warnings of the version in use, if any, on the same line."""
+        warnings = self._provider.warnings
+        if not warnings:
+            return ""
+        return f"; {len(warnings)} warning(s): " + "; ".join(str(w) for w in warnings)
 
     def rejected(self, details: EventDetails) -> None:
         # The event's own message names that version's problems; the start-up report
