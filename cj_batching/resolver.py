@@ -4,6 +4,7 @@ env default, with the provider guardrail on top."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -153,10 +154,13 @@ class BatchingModeResolver:
             self._cache.clear()
 
     def close(self) -> None:
-        """Stop listening to flag events and release the evaluation threads (idempotent)."""
+        """Stop listening to flag events and release the evaluation threads (idempotent, in
+        any order with the provider's shutdown and `openfeature.api.shutdown()`)."""
         handlers, self._handlers = self._handlers, {}
         for event, handler in handlers.items():
-            self._client.remove_handler(event, handler)
+            # api.shutdown() and api.clear_providers() have dropped every handler already.
+            with contextlib.suppress(ValueError):
+                self._client.remove_handler(event, handler)
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

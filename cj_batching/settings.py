@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
 from cj_batching._text import short_repr
 from cj_batching.lps_models import DEFAULT_CALLBACK_TOPIC
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
-from flags import ProviderKind
+from flags import ProviderKind, bearer_token
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "BearerToken", "Settings", "SettingsError"]
 
 ENV_PREFIX = "CJ_ASSESSMENT_SERVICE_"
 _FLAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # short, printable: logged
@@ -24,6 +27,21 @@ _FLAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # short, printable
 
 class SettingsError(ValueError):
     """Invalid configuration; each line names the env variable, the value and what is allowed."""
+
+
+def _bearer_token(value: SecretStr | None) -> SecretStr | None:
+    """`flags.bearer_token` on the secret: stripped, blank is none, one word only."""
+    if value is None:
+        return None
+    try:
+        token = bearer_token(value.get_secret_value())
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("token: ")) from None
+    return None if token is None else SecretStr(token)
+
+
+BearerToken = Annotated[SecretStr | None, AfterValidator(_bearer_token)]
+"""A secret bearer token: stripped, blank means none, never shown in errors or reprs."""
 
 
 class Settings(BaseSettings):
@@ -36,6 +54,7 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         validate_default=True,
+        allow_inf_nan=False,  # inf and nan are refused as such, not as out of range
     )
 
     LLM_BATCHING_MODE: LLMBatchingMode = Field(
@@ -62,7 +81,9 @@ class Settings(BaseSettings):
         0.5, gt=0, le=30, description="Bound on one remote flag evaluation (ofrep, flagd)."
     )
     FLAGS_OFREP_URL: str = Field("http://localhost:8016", description="OFREP base URL.")
-    FLAGS_OFREP_TOKEN: SecretStr | None = Field(None, description="OFREP bearer token.")
+    FLAGS_OFREP_TOKEN: BearerToken = Field(
+        None, description="OFREP bearer token (surrounding whitespace stripped; blank: none)."
+    )
     FLAGS_FLAGD_HOST: str = Field("localhost", min_length=1)
     FLAGS_FLAGD_PORT: int = Field(8013, ge=1, le=65535)
 
@@ -87,6 +108,9 @@ class Settings(BaseSettings):
             raise SettingsError(_describe_validation_error(exc)) from None
         except _SourceError as exc:
             raise SettingsError(str(exc)) from None
+        except UnicodeDecodeError as exc:  # raised while reading a .env file
+            files = values.get("_env_file", self.model_config.get("env_file"))
+            raise SettingsError(_undecodable_env_file(files, exc)) from None
 
     @field_validator("FLAGS_PROVIDER", mode="before")
     @classmethod
@@ -138,6 +162,32 @@ def _split_list(text: str) -> object:
         raise ValueError(
             f'not a valid JSON list ({exc.msg}); use ["openai"] or openai,anthropic'
         ) from None
+
+
+def _undecodable_env_file(files: object, exc: UnicodeDecodeError) -> str:
+    """Which .env file is not UTF-8, and where: the decode error itself names no file."""
+    for path in _env_files(files):
+        try:
+            # Only regular files: a FIFO (pydantic-settings reads those too) is read once.
+            if stat.S_ISREG(os.stat(path).st_mode):
+                path.read_bytes().decode("utf-8")
+        except OSError:
+            continue
+        except UnicodeDecodeError as error:
+            byte = error.object[error.start]
+            return (
+                f"{path}: not valid UTF-8 (byte 0x{byte:02x} at offset {error.start}); "
+                "save the file as UTF-8"
+            )
+    return f"a .env file is not valid UTF-8 ({exc.reason} at offset {exc.start})"
+
+
+def _env_files(files: object) -> Iterator[Path]:
+    if isinstance(files, str | os.PathLike):
+        yield Path(files)
+    elif isinstance(files, list | tuple):
+        for item in files:
+            yield from _env_files(item)
 
 
 _SECRET_FIELDS = frozenset({"FLAGS_OFREP_TOKEN", "LPS_AUTH_TOKEN"})

@@ -5,7 +5,7 @@ Knows nothing about batching: any flagd document, any flag.
 
 from flags.binding import bind_provider
 from flags.evaluator import FlagdEvaluatingProvider, evaluates_in_process
-from flags.factory import PROVIDER_KINDS, ProviderKind, make_provider
+from flags.factory import PROVIDER_KINDS, ProviderKind, bearer_token, make_provider
 from flags.file_provider import FlagdFileProvider
 from flags.inspection import declared_fractions
 from flags.loading import (
@@ -34,6 +34,7 @@ __all__ = [
     "Problem",
     "ProviderKind",
     "Severity",
+    "bearer_token",
     "bind_provider",
     "check_document",
     "declared_fractions",

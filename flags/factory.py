@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -15,10 +16,23 @@ from openfeature.provider.no_op_provider import NoOpProvider
 from flags.file_provider import FlagdFileProvider
 from flags.loading import DocumentCheck
 
-__all__ = ["PROVIDER_KINDS", "ProviderKind", "make_provider"]
+__all__ = ["PROVIDER_KINDS", "ProviderKind", "bearer_token", "make_provider"]
 
 ProviderKind = Literal["file", "none", "ofrep", "flagd"]
 PROVIDER_KINDS: tuple[ProviderKind, ...] = ("file", "none", "ofrep", "flagd")
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # one word of visible ASCII, as an HTTP header allows
+
+
+def bearer_token(token: str | None) -> str | None:
+    """`token` without surrounding whitespace (one read from a secret file ends in a
+    newline); None when blank. Anything but one word of visible ASCII is a ValueError that
+    does not show the token (the HTTP client's own error would quote the whole header)."""
+    if token is None or not token.strip():
+        return None
+    token = token.strip()
+    if not _TOKEN.fullmatch(token):
+        raise ValueError("token: a bearer token is one word of visible ASCII characters")
+    return token
 
 
 def make_provider(
@@ -37,8 +51,8 @@ def make_provider(
 
     - `file`: `path`, watched every `poll_interval_seconds`, documents checked by `checks`;
     - `none`: no flags; every evaluation returns the caller's default (reason DEFAULT);
-    - `ofrep`: an OFREP server at `url` (flagd serves one), optional bearer `token`,
-      `timeout_seconds` per request (extra `[ofrep]`);
+    - `ofrep`: an OFREP server at `url` (flagd serves one), optional bearer `token`
+      (see `bearer_token`), `timeout_seconds` per request (extra `[ofrep]`);
     - `flagd`: a flagd daemon over gRPC at `host`:`port`, `timeout_seconds` deadline
       (extra `[flagd]`).
     """
@@ -60,6 +74,7 @@ def make_provider(
 def _ofrep(url: str | None, token: str | None, timeout_seconds: float) -> FeatureProvider:
     if not url or not url.startswith(("http://", "https://")):
         raise ValueError(f"url: {url!r} must be an http(s) URL of an OFREP server")
+    token = bearer_token(token)
     module = _optional("openfeature.contrib.provider.ofrep", "ofrep")
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     provider = module.OFREPProvider(

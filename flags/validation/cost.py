@@ -27,6 +27,8 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from openfeature.contrib.tools.flagd.core.targeting.custom_ops import normalize_version
+
 from flags.validation._text import join
 from flags.validation.limits import (
     CONTEXT_CHARS,
@@ -39,24 +41,31 @@ from flags.validation.limits import (
 )
 from flags.validation.problem import Problem
 from flags.validation.scope import Scope, ref_name
+from flags.validation.targeting import SEM_VER_OPERATORS
 
 __all__ = ["cost_problems", "evaluation_steps"]
 
 # Steps (~0.1 µs each) of json_logic work, measured with flagd-core 2.0 / panzi-json-logic.
 _LITERAL = 1.5  # apply() on a scalar or a literal mapping: ~0.12 µs
-_OPERATOR = 12.0  # apply() on an operator node, its operand list and the call: ~1 µs
+_OPERATOR = 15.0  # apply() on an operator node, its operand list and the call: ~1-1.5 µs
 _PER_ITEM = 1.0  # Python-level work per list item an operator touches (to_string, loops)
 _PER_KEY = 6.0  # missing / missing_some: one var lookup per key, ~0.4 µs
 _PER_CHAR = 0.01  # C-level work per character or number byte (copy, compare, hash)
 _PER_BYTE_PAIR = 0.003  # schoolbook big-integer multiplication, per byte x byte
-_SEM_VER = 80.0  # semver parsing of both sides: ~7 µs
-_FRACTIONAL = 100.0  # CBOR encoding and murmur3 hashing of the bucketing value: ~8 µs
+_SEM_VER = 100.0  # semver parsing of two literal versions: ~8 µs
+# A version that does not parse (a var missing from the context, say) makes flagd-core log
+# the exception with its traceback, on every evaluation: ~180 µs.
+_SEM_VER_FAILING = 2000.0
+_FRACTIONAL = 250.0  # CBOR encoding and murmur3 hashing, or two error lines: ~12-24 µs
 _RESOLVE = 150.0  # flagd-core's own work around one evaluation: context, metadata, result
 _PER_METADATA = 1.0  # flagd-core copies the flag-set and flag metadata on every evaluation
 _NUMBER_BYTES = 8
 _STRINGIFY_RATIO = 3  # decimal characters per byte of an integer (2.41, rounded up)
 _FLOAT_CHARS = 24  # the longest '%.15g' of a float, or true/false/null
 _REDUCE_CONTEXT_CHARS = 20  # the "accumulator" and "current" keys of reduce's data
+# Loading: flagd-core compiles and applies one substitution per evaluator (~56 µs each, as
+# long as scanning 32 KiB of text takes).
+_PER_EVALUATOR_BYTES = 32 * 1024
 
 _ITERATIONS = frozenset(("map", "filter", "all", "some", "none"))
 _ARITHMETIC = frozenset(("+", "-", "min", "max", "*", "/", "%"))
@@ -64,29 +73,35 @@ _ARITHMETIC = frozenset(("+", "-", "min", "max", "*", "/", "%"))
 
 class Size(NamedTuple):
     """Upper bounds of a value: list items (nested, itself included), characters of its
-    strings, bytes of its numbers."""
+    strings, bytes of all its numbers, and bytes of its widest number."""
 
     items: int
     chars: int
     digits: int
+    widest: int
 
     def join(self, other: Size) -> Size:
         """A bound of either value."""
-        return Size(
-            max(self.items, other.items),
-            max(self.chars, other.chars),
-            max(self.digits, other.digits),
-        )
+        return Size(*(max(mine, theirs) for mine, theirs in zip(self, other, strict=True)))
 
     def plus(self, other: Size) -> Size:
         """A bound of both values together."""
-        return Size(self.items + other.items, self.chars + other.chars, self.digits + other.digits)
+        return Size(
+            self.items + other.items,
+            self.chars + other.chars,
+            self.digits + other.digits,
+            max(self.widest, other.widest),
+        )
 
 
-_NOTHING = Size(0, 0, 0)
-_SCALAR = Size(1, 0, 0)
-_NUMBER = Size(1, 0, _NUMBER_BYTES)
-_CONTEXT = Size(CONTEXT_ITEMS, CONTEXT_CHARS, CONTEXT_ITEMS * _NUMBER_BYTES)
+def _number(width: int) -> Size:
+    return Size(1, 0, width, width)
+
+
+_NOTHING = Size(0, 0, 0, 0)
+_SCALAR = Size(1, 0, 0, 0)
+_NUMBER = _number(_NUMBER_BYTES)
+_CONTEXT = Size(CONTEXT_ITEMS, CONTEXT_CHARS, CONTEXT_ITEMS * _NUMBER_BYTES, _NUMBER_BYTES)
 
 
 def cost_problems(document: object, scope: Scope) -> Iterator[Problem]:
@@ -94,27 +109,13 @@ def cost_problems(document: object, scope: Scope) -> Iterator[Problem]:
     flags = document.get("flags") if isinstance(document, dict) else None
     if not isinstance(document, dict) or not isinstance(flags, dict):
         return
-    expansion = _Expansion(scope)
-    expanded = {key: expansion.of(flag, scope) for key, flag in flags.items()}
-    total = 2 + sum(len(json.dumps(key)) + 4 + size for key, (size, _) in expanded.items())
-    if total > MAX_EXPANDED_BYTES:
-        yield _expansion_problem({key: size for key, (size, _) in expanded.items()}, total)
-        return
-    deep = [key for key, (_, depth) in expanded.items() if depth > MAX_EXPANDED_DEPTH]
-    for key in deep:
-        yield Problem(
-            join("/flags", key),
-            f"nested {expanded[key][1]} levels deep once its $refs are expanded (limit "
-            f"{MAX_EXPANDED_DEPTH}): json_logic recurses through every level; flatten the rules",
-        )
-    scanned = len(scope.evaluators) * total
-    if scanned > MAX_LOAD_SCAN_BYTES:
-        yield Problem(
-            "/$evaluators",
-            f"{len(scope.evaluators):,} evaluators over {_size(total)} of flags: flagd-core "
-            f"substitutes each evaluator with a pass over the whole text, {_size(scanned)} of "
-            f"scanning at every load (limit {_size(MAX_LOAD_SCAN_BYTES)}); use fewer evaluators",
-        )
+    deep: set[object] = set()
+    if scope.evaluators:  # without evaluators flagd-core loads the flags as they are
+        loading = _Loading(flags, scope)
+        yield from loading.problems()
+        if loading.too_large:
+            return  # the estimates would walk what cannot be loaded
+        deep = loading.deep
     shared = _metadata_entries(document.get("metadata"))
     for key, flag in flags.items():
         if isinstance(flag, dict) and key not in deep:
@@ -123,6 +124,45 @@ def cost_problems(document: object, scope: Scope) -> Iterator[Problem]:
                 _flag_steps(flag, path, scope, shared)
             except _OverBudget as over:
                 yield _over_budget_problem(over.path)
+
+
+class _Loading:
+    """What flagd-core's text substitution of the evaluators makes of the flags."""
+
+    def __init__(self, flags: Mapping[Any, Any], scope: Scope) -> None:
+        expansion = _Expansion(scope, flags)
+        self._scope = scope
+        self._expanded = {key: expansion.of(flag, scope) for key, flag in flags.items()}
+        self._total = 2 + sum(
+            _json_length(key) + 4 + size for key, (size, _) in self._expanded.items()
+        )
+        self.too_large = self._total > MAX_EXPANDED_BYTES
+        self.deep = {
+            key for key, (_, depth) in self._expanded.items() if depth > MAX_EXPANDED_DEPTH
+        }
+
+    def problems(self) -> Iterator[Problem]:
+        if self.too_large:
+            sizes = {key: size for key, (size, _) in self._expanded.items()}
+            yield _expansion_problem(sizes, self._total)
+            return
+        for key in self.deep:
+            yield Problem(
+                join("/flags", key),
+                f"nested {self._expanded[key][1]} levels deep once its $refs are expanded "
+                f"(limit {MAX_EXPANDED_DEPTH}): json_logic recurses through every level; "
+                "flatten the rules",
+            )
+        count = len(self._scope.evaluators)
+        scanned = count * (self._total + _PER_EVALUATOR_BYTES)
+        if scanned > MAX_LOAD_SCAN_BYTES:
+            yield Problem(
+                "/$evaluators",
+                f"{count:,} evaluators over {_size(self._total)} of flags: flagd-core compiles "
+                "a pattern for each evaluator and runs it over the whole text, the work of "
+                f"scanning {_size(scanned)} at every load (limit {_size(MAX_LOAD_SCAN_BYTES)}); "
+                "use fewer evaluators",
+            )
 
 
 def evaluation_steps(document: Mapping[str, Any], flag_key: str) -> float | None:
@@ -192,10 +232,12 @@ class _Expansion:
     """(JSON text size, nesting depth) of values once flagd-core has substituted every
     `$ref` in them that resolves; each evaluator's is computed once."""
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, roots: object) -> None:
         self._evaluators: dict[str, tuple[int, int]] = {}
+        used = _used_evaluators(roots, scope)  # the others are never pasted in
         for name in reversed(list(scope.evaluators)):  # later evaluators are all known by then
-            self._evaluators[name] = self.of(scope.evaluators[name], scope.inside(name))
+            if name in used:
+                self._evaluators[name] = self.of(scope.evaluators[name], scope.inside(name))
 
     def of(self, node: object, scope: Scope) -> tuple[int, int]:
         name = ref_name(node)
@@ -203,11 +245,42 @@ class _Expansion:
             return self._evaluators[name]
         if isinstance(node, dict):
             parts = [self.of(value, scope) for value in node.values()]
-            keys = sum(len(json.dumps(key)) + 2 for key in node)
+            keys = sum(_json_length(key) + 2 for key in node)
             return _container(keys, parts, len(node))
         if isinstance(node, list):
             return _container(0, [self.of(item, scope) for item in node], len(node))
-        return len(json.dumps(node)), 0
+        return _json_length(node), 0
+
+
+def _used_evaluators(roots: object, scope: Scope) -> set[str]:
+    """The evaluators flagd-core pastes into `roots`, directly or through other evaluators."""
+    used: set[str] = set()
+    stack: list[tuple[object, Scope]] = [(roots, scope)]
+    while stack:
+        node, where = stack.pop()
+        name = ref_name(node)
+        if name is not None and where.resolves(name):
+            if name not in used:
+                used.add(name)
+                stack.append((scope.evaluators[name], scope.inside(name)))
+        elif isinstance(node, dict):
+            stack.extend((value, where) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((item, where) for item in node)
+    return used
+
+
+def _json_length(value: object) -> int:
+    """len(json.dumps(value)) of a scalar, without encoding the common plain cases."""
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return len(value) + 2
+        return len(json.dumps(value))
+    if value is None or value is True:
+        return 4
+    if value is False:
+        return 5
+    return len(repr(value)) if isinstance(value, int | float) else len(json.dumps(value))
 
 
 def _container(keys: int, parts: Sequence[tuple[int, int]], count: int) -> tuple[int, int]:
@@ -230,6 +303,7 @@ class _Estimate:
         self._scope = scope
         self.spent = 0.0
         self._literals: dict[int, Size] = {}
+        self._lists: dict[int, Size | None] = {}
 
     def spend(self, steps: float, path: str) -> None:
         self.spent += steps
@@ -239,6 +313,10 @@ class _Estimate:
     def rule(self, node: object, path: str, scope: Scope, data: Size) -> Size:
         """Spend what `apply(node, data)` costs; return a bound of its value."""
         if isinstance(node, list):  # json_logic applies every item
+            literal = self._literal_list(node)
+            if literal is not None:  # scalars only: priced in one go
+                self.spend(_LITERAL * (1 + len(node)), path)
+                return literal
             self.spend(_LITERAL, path)
             result = _SCALAR
             for index, item in enumerate(node):
@@ -277,6 +355,11 @@ class _Estimate:
             total = total.plus(size)
         if operator in ("if", "?:", "and", "or"):  # one operand's value becomes the result
             return _join_all(sizes)
+        if operator == "sem_ver":
+            self.spend(_SEM_VER if _literal_versions(operands) else _SEM_VER_FAILING, path)
+        elif operator == "in" and len(sizes) == 2 and not isinstance(operands[1], list):
+            # the haystack may be a string: substring search is n x m at worst
+            self.spend(_PER_CHAR * sizes[1].chars * min(sizes[0].chars, 64), path)
         self.spend(_builtin_steps(str(operator), sizes, total), path)
         result = _BUILTIN_RESULTS.get(str(operator), _scalar_result)
         return result(sizes, total, data)
@@ -293,7 +376,9 @@ class _Estimate:
         self.spend(once * max(0, items.items - 1), path)  # the other elements
         if operator == "map":
             count = items.items
-            return Size(1 + count * body.items, count * body.chars, count * body.digits)
+            return Size(
+                1 + count * body.items, count * body.chars, count * body.digits, body.widest
+            )
         return items if operator == "filter" else _SCALAR
 
     def _reduce(self, operands: Sequence[object], path: str, scope: Scope, data: Size) -> Size:
@@ -303,13 +388,21 @@ class _Estimate:
         accumulator = self._literal(operands[2]) if len(operands) > 2 else _SCALAR
         for step in range(items.items):
             before = self.spent
-            current = accumulator.plus(items).plus(Size(3, _REDUCE_CONTEXT_CHARS, 0))
+            current = accumulator.plus(items).plus(Size(3, _REDUCE_CONTEXT_CHARS, 0, 0))
             grown = self.rule(body, join(path, 1), scope, current).join(accumulator)
             if grown == accumulator:  # a fixed point: every later step costs the same
                 self.spend((self.spent - before) * (items.items - step - 1), path)
                 break
             accumulator = grown
         return accumulator
+
+    def _literal_list(self, node: list[Any]) -> Size | None:
+        """The size of a list of scalars (remembered per list), None when it holds rules."""
+        key = id(node)
+        if key not in self._lists:
+            scalars = not any(isinstance(item, dict | list) for item in node)
+            self._lists[key] = _walk_size(node) if scalars else None
+        return self._lists[key]
 
     def _literal(self, value: object) -> Size:
         """The size of a JSON value as written (walked once per node object)."""
@@ -320,6 +413,21 @@ class _Estimate:
             known = _walk_size(value)
             self._literals[id(value)] = known
         return known
+
+
+def _literal_versions(operands: Sequence[object]) -> bool:
+    """Whether a sem_ver rule compares two literal versions flagd-core can read with a known
+    operator (then it cannot fail, and log, at evaluation time)."""
+    if len(operands) != 3 or operands[1] not in SEM_VER_OPERATORS:
+        return False
+    try:
+        for version in (operands[0], operands[2]):
+            if isinstance(version, dict | list) or version is None:
+                return False
+            normalize_version(version)
+    except ValueError:
+        return False
+    return True
 
 
 def _join_all(sizes: Sequence[Size]) -> Size:
@@ -333,21 +441,17 @@ def _builtin_steps(operator: str, sizes: Sequence[Size], total: Size) -> float:
     """What a built-in operator does with its evaluated operands, beyond the apply()."""
     steps = _PER_ITEM * total.items + _PER_CHAR * (total.chars + total.digits)
     if operator not in _ARITHMETIC:  # every other operator may turn numbers into text
-        steps += _PER_BYTE_PAIR * sum(size.digits**2 for size in sizes)
-    if operator == "in" and len(sizes) == 2:  # substring search: n x m at worst
-        steps += _PER_CHAR * sizes[1].chars * min(sizes[0].chars, 64)
-    elif operator == "sem_ver":
-        steps += _SEM_VER
-    elif operator == "fractional":  # normalize_numbers walks the bucketing value
+        steps += _PER_BYTE_PAIR * sum(size.digits * size.widest for size in sizes)
+    if operator == "fractional":  # normalize_numbers walks the bucketing value
         steps += _FRACTIONAL + _PER_ITEM * total.items
     elif operator in ("missing", "missing_some"):
         steps += _PER_KEY * total.items
     elif operator in ("/", "%"):
-        steps += _PER_BYTE_PAIR * total.digits**2
+        steps += _PER_BYTE_PAIR * total.widest**2
     elif operator == "*":  # the product grows: each factor multiplies all before it
         product = 0
         for size in sizes:
-            factor = max(size.digits, _NUMBER_BYTES)
+            factor = max(size.widest, _NUMBER_BYTES)
             steps += _PER_BYTE_PAIR * product * factor
             product += factor
     return steps
@@ -358,16 +462,16 @@ def _scalar_result(_sizes: Sequence[Size], _total: Size, _data: Size) -> Size:
 
 
 def _number_result(sizes: Sequence[Size], _total: Size, _data: Size) -> Size:
-    return Size(1, 0, max((size.digits for size in sizes), default=0) + _NUMBER_BYTES)
+    return _number(max((size.widest for size in sizes), default=0) + _NUMBER_BYTES)
 
 
 def _product_result(sizes: Sequence[Size], _total: Size, _data: Size) -> Size:
-    return Size(1, 0, sum(max(size.digits, _NUMBER_BYTES) for size in sizes))
+    return _number(sum(max(size.widest, _NUMBER_BYTES) for size in sizes))
 
 
 def _text(value: Size) -> Size:
     chars = value.chars + _STRINGIFY_RATIO * value.digits + _FLOAT_CHARS * value.items
-    return Size(1, chars, 0)
+    return Size(1, chars, 0, 0)
 
 
 def _var_result(sizes: Sequence[Size], _total: Size, data: Size) -> Size:
@@ -375,7 +479,7 @@ def _var_result(sizes: Sequence[Size], _total: Size, data: Size) -> Size:
 
 
 def _keys_result(_sizes: Sequence[Size], total: Size, _data: Size) -> Size:
-    return Size(total.items, total.chars + _STRINGIFY_RATIO * total.digits, 0)
+    return Size(total.items, total.chars + _STRINGIFY_RATIO * total.digits, 0, 0)
 
 
 _Result = Callable[[Sequence[Size], Size, Size], Size]
@@ -396,11 +500,11 @@ _BUILTIN_RESULTS: Mapping[str, _Result] = {
 
 def _scalar_size(value: object) -> Size:
     if isinstance(value, str):
-        return Size(1, len(value), 0)
+        return Size(1, len(value), 0, 0)
     if isinstance(value, bool) or value is None:
         return _SCALAR
     if isinstance(value, int):
-        return Size(1, 0, value.bit_length() // 8 + 1)
+        return _number(value.bit_length() // 8 + 1)
     return _NUMBER if isinstance(value, float) else _SCALAR
 
 
@@ -410,7 +514,7 @@ def _walk_size(value: object) -> Size:
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            total = total.plus(Size(1, sum(len(str(key)) for key in node), 0))
+            total = total.plus(Size(1, sum(len(str(key)) for key in node), 0, 0))
             stack.extend(node.values())
         elif isinstance(node, list):
             total = total.plus(_SCALAR)

@@ -20,13 +20,14 @@ from flags.validation.limits import MAX_DEPTH, MAX_SEMVER_LENGTH, MAX_WEIGHT_SUM
 from flags.validation.problem import Problem
 from flags.validation.scope import Scope, ref_name
 
-__all__ = ["targeting_problems"]
+__all__ = ["SEM_VER_OPERATORS", "targeting_problems"]
 
 # json_logic.apply() evaluates these forms itself, so they are not in BUILTINS.
 _SPECIAL_FORMS = ("if", "?:", "and", "or", "filter", "reduce", "map", "all", "some", "none")
 _FLAGD_OPERATORS = ("fractional", "starts_with", "ends_with", "sem_ver")
 _KNOWN_OPERATORS = frozenset([*BUILTINS, *_SPECIAL_FORMS, *_FLAGD_OPERATORS])
-_SEMVER_OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "^", "~")
+SEM_VER_OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "^", "~")
+"""The comparisons flagd-core's sem_ver knows; with any other it returns null."""
 _FLAGD_VARS = ("$flagd.flagKey", "$flagd.timestamp")
 # Operand counts the flagd schema allows (low, high; None: no limit). json_logic fills
 # missing operands with null and ignores extra ones, so outside them a rule does not do what
@@ -108,7 +109,8 @@ def _rule_problems(node: object, path: str, scope: Scope, depth: int) -> Iterato
         return
     if isinstance(node, list):
         for index, item in enumerate(node):
-            yield from _rule_problems(item, join(path, index), scope, depth + 1)
+            if isinstance(item, dict | list):  # a scalar is a literal: nothing to check
+                yield from _rule_problems(item, join(path, index), scope, depth + 1)
     elif isinstance(node, dict):
         if len(node) != 1:
             message = f"a rule object must have exactly one operator key; got {show(node)}"
@@ -256,10 +258,10 @@ def _string_compare_problems(
 
 def _sem_ver_problems(operands: Sequence[object], path: str) -> Iterator[Problem]:
     operator = operands[1]
-    if not isinstance(operator, dict) and operator not in _SEMVER_OPERATORS:
+    if not isinstance(operator, dict) and operator not in SEM_VER_OPERATORS:
         yield Problem(
             join(path, 1),
-            f"sem_ver operator {show(operator)} is not one of {' '.join(_SEMVER_OPERATORS)}; "
+            f"sem_ver operator {show(operator)} is not one of {' '.join(SEM_VER_OPERATORS)}; "
             "flagd-core returns null, so the rule never matches",
         )
     for index in (0, 2):

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +31,10 @@ from cj_batching import (
     SettingsError,
     overrides_from_envelope_metadata,
 )
+from cj_batching.cli import main
 from cj_batching.metrics import FLAG_ERROR_CODES
 from cj_batching.resolution import DECIDED_BY
+from flags import make_provider
 from tests.conftest import ResolverFactory, make_settings
 from tests.documents import batching_document, document, mode_flag
 
@@ -97,8 +100,8 @@ SETTINGS_CASES = [
     Bad("FLAGS_POLL_INTERVAL_SECONDS", -0.5, "greater than 0"),
     Bad("FLAGS_POLL_INTERVAL_SECONDS", 61, "less than or equal to 60"),
     Bad("FLAGS_POLL_INTERVAL_SECONDS", "0.25s", "valid number"),
-    Bad("FLAGS_POLL_INTERVAL_SECONDS", math.nan, "less than or equal to 60"),
-    Bad("FLAGS_POLL_INTERVAL_SECONDS", math.inf, "less than or equal to 60"),
+    Bad("FLAGS_POLL_INTERVAL_SECONDS", math.nan, "a finite number"),
+    Bad("FLAGS_POLL_INTERVAL_SECONDS", math.inf, "a finite number"),
     Bad("FLAGS_EVALUATION_TIMEOUT_SECONDS", 0, "greater than 0"),
     Bad("FLAGS_EVALUATION_TIMEOUT_SECONDS", 31, "less than or equal to 30"),
     Bad("FLAGS_EVALUATION_TIMEOUT_SECONDS", "half a second", "valid number"),
@@ -113,7 +116,8 @@ SETTINGS_CASES = [
     Bad("FLAGS_FLAGD_PORT", 80.5, "fractional part"),
     Bad("RESOLUTION_CACHE_TTL_SECONDS", -1, "greater than or equal to 0"),
     Bad("RESOLUTION_CACHE_TTL_SECONDS", 86_401, "less than or equal to 86400"),
-    Bad("RESOLUTION_CACHE_TTL_SECONDS", math.nan, "less than or equal to 86400"),
+    Bad("RESOLUTION_CACHE_TTL_SECONDS", math.nan, "a finite number"),
+    Bad("LPS_TIMEOUT_SECONDS", -math.inf, "a finite number"),
     Bad("RESOLUTION_CACHE_MAXSIZE", 0, "greater than or equal to 1"),
     Bad("RESOLUTION_CACHE_MAXSIZE", 10_000_001, "less than or equal to 10000000"),
     Bad("RESOLUTION_CACHE_MAXSIZE", 1.5, "fractional part"),
@@ -160,8 +164,10 @@ def test_bad_setting_names_the_variable_the_value_and_what_is_allowed(case: Bad)
         ("LPS_MAX_RETRIES", "1.5", "valid integer"),
         ("LPS_MAX_CONCURRENCY", "0x10", "valid integer"),
         ("RESOLUTION_CACHE_TTL_SECONDS", "-1", "greater than or equal to 0"),
-        ("FLAGS_EVALUATION_TIMEOUT_SECONDS", "inf", "less than or equal to 30"),
-        ("FLAGS_EVALUATION_TIMEOUT_SECONDS", "nan", "less than or equal to 30"),
+        ("FLAGS_EVALUATION_TIMEOUT_SECONDS", "inf", "a finite number"),
+        ("FLAGS_EVALUATION_TIMEOUT_SECONDS", "nan", "a finite number"),
+        ("FLAGS_POLL_INTERVAL_SECONDS", "Infinity", "a finite number"),
+        ("LPS_TIMEOUT_SECONDS", "1e999", "a finite number"),
         ("LLM_BATCHING_MODE", "é" * 5_000, MODE_CHOICES),
         ("LLM_BATCH_API_ALLOWED_PROVIDERS", '["openai", 7]', f"7 {UNKNOWN_PROVIDER}"),
         ("LLM_BATCH_API_ALLOWED_PROVIDERS", '{"openai": true}', UNKNOWN_PROVIDER),
@@ -178,6 +184,78 @@ def test_bad_environment_value_names_the_variable_and_the_value(
     assert f"{ENV}{name}={shown(raw)}" in message
     assert says in message
     assert len(message) < SANE + 40
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"CJ_ASSESSMENT_SERVICE_LLM_BATCHING_MODE=per_r\xffequest\n", id="bad byte"),
+        pytest.param(b"CJ_ASSESSMENT_SERVICE_LLM_BATCHING_MODE=\xc3\n", id="truncated sequence"),
+        pytest.param(
+            "CJ_ASSESSMENT_SERVICE_LLM_BATCHING_MODE=per_request\n".encode("utf-16"), id="utf-16"
+        ),
+    ],
+)
+def test_a_dotenv_file_that_is_not_utf8_is_a_settings_error_naming_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(content)
+    with pytest.raises(SettingsError) as info:
+        Settings(_env_file=env_file)
+    message = str(info.value)
+    assert message.startswith(f"{env_file}: not valid UTF-8 (byte 0x")
+    assert "save the file as UTF-8" in message
+
+
+def test_the_cli_exits_2_on_a_dotenv_file_that_is_not_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_bytes(b"CJ_ASSESSMENT_SERVICE_FLAGS_FILE=fl\xe4gs.yaml\n")
+    assert main(["explain", "--batch-id", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "cj-batching explain: error: .env: not valid UTF-8 (byte 0xe4 at offset 35); "
+        "save the file as UTF-8\n"
+    )
+
+
+TOKEN = "s3cret-t0ken"
+
+
+@pytest.mark.parametrize("raw", [f"{TOKEN}\n", f"  {TOKEN}\r\n", f"\t{TOKEN} "])
+def test_ofrep_token_whitespace_from_a_secret_file_is_stripped(raw: str) -> None:
+    token = make_settings(FLAGS_OFREP_TOKEN=raw).FLAGS_OFREP_TOKEN
+    assert token is not None
+    assert token.get_secret_value() == TOKEN
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "\n"])
+def test_a_blank_ofrep_token_means_no_token(raw: str) -> None:
+    assert make_settings(FLAGS_OFREP_TOKEN=raw).FLAGS_OFREP_TOKEN is None
+
+
+@pytest.mark.parametrize("raw", [f"{TOKEN} extra", f"{TOKEN}\nline2", f"{TOKEN}\x00", "tökén"])
+def test_an_ofrep_token_that_is_not_one_word_is_refused_without_showing_it(raw: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        make_settings(FLAGS_OFREP_TOKEN=raw)
+    message = str(info.value)
+    assert f"{ENV}FLAGS_OFREP_TOKEN='**********': a bearer token is one word" in message
+    assert TOKEN not in message
+    assert "tökén" not in message
+
+
+def test_the_ofrep_provider_sends_the_stripped_token() -> None:
+    provider = make_provider("ofrep", url="http://127.0.0.1:9", token=f"  {TOKEN}\n")
+    headers = provider.headers_factory()  # type: ignore[attr-defined]
+    assert headers == {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_make_provider_refuses_a_token_with_inner_whitespace_without_showing_it() -> None:
+    with pytest.raises(ValueError, match="one word") as info:
+        make_provider("ofrep", url="http://127.0.0.1:9", token=f"{TOKEN} x")
+    assert TOKEN not in str(info.value)
 
 
 def test_every_bad_setting_is_listed_at_once() -> None:
