@@ -1,6 +1,10 @@
-"""The flags file through 200 versions, good and bad, while 4 threads resolve without a
+"""The flags file through 220 versions, good and bad, while 4 threads resolve without a
 cache: every answer comes from a good version, never goes back, and every bad version is
-rejected with exactly one error log."""
+rejected with exactly one error log.
+
+The scenario runs once (a module fixture that never raises: it records what went wrong);
+each property of it is a test of its own, so one failure does not hide the others.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import os
 import threading
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,7 +33,7 @@ pytestmark = pytest.mark.fault
 POLL = 0.02
 THREADS = 4
 WAIT = 5.0  # bound on one version being observed (one poll, the settle re-read, events)
-# One cycle of 10 versions, repeated 20 times: 5 good ways to publish, 5 bad versions.
+# One cycle of 11 versions, repeated 20 times: 5 good ways to publish, 6 bad versions.
 CYCLE = (
     "malformed",
     "good",
@@ -40,16 +44,18 @@ CYCLE = (
     "good-symlink",  # the ..data link is swapped atomically (a ConfigMap update)
     "oversize",
     "alias-bomb",
+    "fifo",  # a named pipe renamed over the file: must not block the watcher
     "good",
 )
 VERSIONS = 20 * len(CYCLE)
-BAD = {"malformed", "truncated", "deleted", "oversize", "alias-bomb"}
+BAD = {"malformed", "truncated", "deleted", "oversize", "alias-bomb", "fifo"}
 # What the rejection of each bad kind must say (malformed rotates through four reasons).
 REASON = {
     "truncated": "syntax error",
     "deleted": "file not found",
     "oversize": "byte limit",
     "alias-bomb": "aliases",
+    "fifo": "is a FIFO (named pipe), not a regular file",
     "malformed": "",
 }
 
@@ -162,6 +168,10 @@ class Publisher:
             write_atomically(self.path, oversize_text(index))
         elif kind == "alias-bomb":
             write_atomically(self.path, alias_bomb_text(index))
+        elif kind == "fifo":
+            staged = self._directory / f".fifo-{index:03d}"
+            os.mkfifo(staged)
+            os.replace(staged, self.path)
         else:
             raise AssertionError(kind)
         if kind in BAD:
@@ -203,33 +213,71 @@ class Publisher:
             os.replace(new_file_link, self.path)
 
 
-def test_two_hundred_versions_under_load_serve_only_good_versions(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+class _ErrorLogs(logging.Handler):
+    """The provider's log records (a module fixture cannot use caplog)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class Chaos:
+    """What the scenario did and saw."""
+
+    plan: list[str]
+    good_versions: set[int]
+    answers: list[list[Answer]] = field(default_factory=list)
+    thread_errors: list[BaseException] = field(default_factory=list)
+    rejections: list[tuple[int, str, str]] = field(default_factory=list)
+    error_logs: list[int] = field(default_factory=list)  # provider ERROR records per version
+    events: Counter[object] = field(default_factory=Counter)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    alive: list[bool] = field(default_factory=list)
+    logs: list[logging.LogRecord] = field(default_factory=list)
+    failure: BaseException | None = None  # the scenario stopped early (publishing timed out)
+
+    @property
+    def bad_count(self) -> int:
+        return sum(kind in BAD for kind in self.plan)
+
+    @property
+    def last(self) -> int:
+        return max(self.good_versions)
+
+    @property
+    def flat(self) -> list[Answer]:
+        return [answer for thread_answers in self.answers for answer in thread_answers]
+
+
+@pytest.fixture(scope="module")
+def chaos(tmp_path_factory: pytest.TempPathFactory) -> Chaos:
     plan = [CYCLE[i % len(CYCLE)] for i in range(VERSIONS)]
     indices = list(range(1, VERSIONS + 1))
-    good_versions = {0} | {i for i, kind in zip(indices, plan, strict=True) if kind not in BAD}
-    bad_count = sum(kind in BAD for kind in plan)
-    assert len(oversize_text(1).encode()) > MAX_DOCUMENT_BYTES
-
-    path = tmp_path / "flags.yaml"
+    good = {0} | {i for i, kind in zip(indices, plan, strict=True) if kind not in BAD}
+    run = Chaos(plan, good, answers=[[] for _ in range(THREADS)])
+    directory = tmp_path_factory.mktemp("chaos")
+    path = directory / "flags.yaml"
     path.write_text(good_text(0))
-    registry = CollectorRegistry()
     settings = make_settings(
         FLAGS_FILE=path,
         FLAGS_POLL_INTERVAL_SECONDS=POLL,
         RESOLUTION_CACHE_TTL_SECONDS=0,
     )
-    caplog.set_level(logging.INFO, logger="flags.file_provider")
+    logs = _ErrorLogs()
+    logger = logging.getLogger("flags.file_provider")
+    level = logger.level
+    logger.addHandler(logs)
+    logger.setLevel(logging.INFO)
     resolver = configure(
-        settings, metrics=BatchingMetrics(registry), domain=f"chaos-{uuid.uuid4().hex}"
+        settings, metrics=BatchingMetrics(run.registry), domain=f"chaos-{uuid.uuid4().hex}"
     )
     recorder = EventRecorder(resolver.client)
-    publisher = Publisher(tmp_path, recorder)
+    publisher = Publisher(directory, recorder)
     stop = threading.Event()
-    answers: list[list[Answer]] = [[] for _ in range(THREADS)]
-    errors: list[BaseException] = []
-    error_logs: list[int] = []  # ERROR records from the provider, per version
 
     def traffic(thread: int) -> None:
         batch_id = thread * 1_000
@@ -237,7 +285,7 @@ def test_two_hundred_versions_under_load_serve_only_good_versions(
             while not stop.is_set():
                 batch_id += 1
                 resolution = resolver.resolve(BatchContext(batch_id, "bos", "openai"))
-                answers[thread].append(
+                run.answers[thread].append(
                     Answer(
                         version_index(resolution.flag_set_version),
                         resolution.mode,
@@ -246,65 +294,121 @@ def test_two_hundred_versions_under_load_serve_only_good_versions(
                     )
                 )
         except BaseException as exc:
-            errors.append(exc)
+            run.thread_errors.append(exc)
 
     threads = [threading.Thread(target=traffic, args=(t,), daemon=True) for t in range(THREADS)]
     try:
-        assert resolver.resolve(BatchContext(1, "bos", "openai")).flag_set_version == "chaos-000"
+        first = resolver.resolve(BatchContext(1, "bos", "openai"))
+        assert first.flag_set_version == "chaos-000"
         for thread in threads:
             thread.start()
-        wait_until(lambda: all(answers), what="traffic to start")
+        wait_until(lambda: all(run.answers), what="traffic to start")
         for index, kind in zip(indices, plan, strict=True):
-            logged = len(caplog.records)
+            logged = len(logs.records)
             rejection = publisher.publish(index, kind)
             if rejection is not None:
-                assert REASON[kind] in rejection, (index, kind, rejection)
+                run.rejections.append((index, kind, rejection))
             # The provider logs before it emits the event we waited for: a version's log
             # is in by now, and a repeat of it would land in the next version's count.
-            error_logs.append(sum(_is_error_log(r) for r in caplog.records[logged:]))
-        last = max(good_versions)
+            run.error_logs.append(sum(_is_error_log(r) for r in logs.records[logged:]))
         wait_until(
-            lambda: all(a and a[-1].version == last for a in answers),
+            lambda: all(a and a[-1].version == run.last for a in run.answers),
             timeout=WAIT,
-            what=f"every thread to serve version {last}",
+            what=f"every thread to serve version {run.last}",
         )
+    except BaseException as exc:  # recorded: the tests below say what it broke
+        run.failure = exc
     finally:
         stop.set()
         for thread in threads:
             thread.join(10)
         resolver.close()
         resolver.client.provider.shutdown()
-
-    assert errors == []
-    assert not any(thread.is_alive() for thread in threads)
-    flat = [answer for thread_answers in answers for answer in thread_answers]
-    assert len(flat) > 1_000  # it really was continuous traffic
-    for thread_answers in answers:
-        seen = [answer.version for answer in thread_answers]
-        assert seen == sorted(seen), "a thread saw an older version after a newer one"
-    served = {answer.version for answer in flat}
-    assert served <= good_versions, f"answers from bad versions: {served - good_versions}"
-    wrong = [a for a in flat if a.mode is not mode_of(a.version) or a.decided_by != "flag"]
-    assert wrong == []
-    assert {answer.flag_error for answer in flat} == {None}
-    assert last in served
-    # Cache TTL 0: every answer (and the first probe) was a fresh, counted resolution,
-    # and no flag evaluation failed over, not even during the bad versions.
-    assert counter_total(registry, "cj_llm_batching_resolutions") == len(flat) + 1
-    assert counter_total(registry, "cj_llm_batching_flag_errors") == 0
-
-    # Exactly one error log per bad version, none for a good one.
-    assert error_logs == [int(kind in BAD) for kind in plan]
-    assert sum(_is_error_log(r) for r in caplog.records) == bad_count
-    events = Counter(kind for kind, _ in recorder.events)
-    assert events[ProviderEvent.PROVIDER_ERROR] == bad_count
-    assert events[ProviderEvent.PROVIDER_CONFIGURATION_CHANGED] == len(good_versions) - 1
+        logger.removeHandler(logs)
+        logger.setLevel(level)
+    run.alive = [thread.is_alive() for thread in threads]
+    run.events = Counter(kind for kind, _ in recorder.events)
+    run.logs = logs.records
+    flat = run.flat
     print(  # the run's numbers, for the record (shown with -s)
         f"\nchaos: {VERSIONS} versions {dict(Counter(plan))}; {len(flat)} answers checked "
-        f"({[len(a) for a in answers]} per thread) from {len(served)} versions; "
-        f"{sum(error_logs)} error logs for {bad_count} bad versions"
+        f"({[len(a) for a in run.answers]} per thread) from "
+        f"{len({a.version for a in flat})} versions; {sum(run.error_logs)} error logs for "
+        f"{run.bad_count} bad versions"
     )
+    return run
+
+
+def test_every_version_was_published_and_observed(chaos: Chaos) -> None:
+    assert chaos.failure is None
+    assert len(chaos.error_logs) == VERSIONS
+
+
+def test_no_resolving_thread_raised_or_hung(chaos: Chaos) -> None:
+    assert chaos.thread_errors == []
+    assert chaos.alive == [False] * THREADS
+
+
+def test_traffic_was_continuous(chaos: Chaos) -> None:
+    assert len(chaos.flat) > 1_000
+    assert all(len(answers) > 100 for answers in chaos.answers)
+
+
+def test_no_thread_ever_saw_an_older_version_after_a_newer_one(chaos: Chaos) -> None:
+    for thread_answers in chaos.answers:
+        seen = [answer.version for answer in thread_answers]
+        assert seen == sorted(seen)
+
+
+def test_only_good_versions_were_served(chaos: Chaos) -> None:
+    served = {answer.version for answer in chaos.flat}
+    assert served <= chaos.good_versions, (
+        f"answers from bad versions: {served - chaos.good_versions}"
+    )
+
+
+def test_every_answer_is_the_mode_its_version_declares(chaos: Chaos) -> None:
+    wrong = [a for a in chaos.flat if a.mode is not mode_of(a.version) or a.decided_by != "flag"]
+    assert wrong == []
+
+
+def test_no_flag_evaluation_failed_even_during_bad_versions(chaos: Chaos) -> None:
+    assert {answer.flag_error for answer in chaos.flat} == {None}
+    assert counter_total(chaos.registry, "cj_llm_batching_flag_errors") == 0
+
+
+def test_the_last_good_version_reached_every_thread(chaos: Chaos) -> None:
+    assert all(answers and answers[-1].version == chaos.last for answers in chaos.answers)
+
+
+def test_every_answer_was_a_fresh_counted_resolution(chaos: Chaos) -> None:
+    # Cache TTL 0: every answer (and the first probe) was a fresh, counted resolution.
+    resolutions = counter_total(chaos.registry, "cj_llm_batching_resolutions")
+    assert resolutions == len(chaos.flat) + 1
+
+
+def test_each_bad_version_logged_exactly_one_error_and_a_good_one_none(chaos: Chaos) -> None:
+    assert chaos.error_logs == [int(kind in BAD) for kind in chaos.plan]
+    assert sum(_is_error_log(r) for r in chaos.logs) == chaos.bad_count
+
+
+def test_each_bad_version_emitted_one_error_event_and_each_good_one_a_change(
+    chaos: Chaos,
+) -> None:
+    assert chaos.events[ProviderEvent.PROVIDER_ERROR] == chaos.bad_count
+    changes = chaos.events[ProviderEvent.PROVIDER_CONFIGURATION_CHANGED]
+    assert changes == len(chaos.good_versions) - 1
+
+
+def test_each_rejection_names_its_reason(chaos: Chaos) -> None:
+    assert len(chaos.rejections) == chaos.bad_count
+    unexplained = [(i, kind, m) for i, kind, m in chaos.rejections if REASON[kind] not in m]
+    assert unexplained == []
 
 
 def _is_error_log(record: logging.LogRecord) -> bool:
     return record.name == "flags.file_provider" and record.levelno >= logging.ERROR
+
+
+def test_the_oversize_version_is_really_over_the_cap() -> None:
+    assert len(oversize_text(1).encode()) > MAX_DOCUMENT_BYTES
