@@ -4,8 +4,7 @@ The `flags` package validates the flagd format; these checks add what only this 
 knows, so a typo such as `provider_batchapi` is refused at load time (the last good
 flags stay in use) instead of surfacing as INVALID_MODE on every resolution. A value
 that is not a mode (or not an allow list) is an error; a spelling the service accepts but
-does not send (`provider_serial_bundle`, `PER_REQUEST`), and a document without the
-mode flag, are warnings.
+does not send (`provider_serial_bundle`, `PER_REQUEST`) is a warning.
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ def batching_flag_checks(settings: Settings) -> list[DocumentCheck]:
     allow_key = settings.LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY
 
     def check_mode_flag(document: Mapping[str, Any]) -> list[Problem]:
-        if mode_key not in document.get("flags", {}):
-            return [_no_mode_flag(mode_key)]
         problems = []
         for path, value in _variants(document, mode_key):
             mode = LLMBatchingMode.lookup(value)
@@ -55,16 +52,6 @@ def batching_flag_checks(settings: Settings) -> list[DocumentCheck]:
         ]
 
     return [check_mode_flag, check_allow_list_flag]
-
-
-def _no_mode_flag(key: str) -> Problem:
-    return Problem(
-        "/flags",
-        f"no {key!r} flag: every batch gets the env default "
-        "(CJ_ASSESSMENT_SERVICE_LLM_BATCHING_MODE), and each resolution counts a "
-        "FLAG_NOT_FOUND flag error",
-        "warning",
-    )
 
 
 def _variants(document: Mapping[str, Any], flag_key: str) -> list[tuple[str, object]]:

@@ -97,16 +97,6 @@ def test_a_batching_alias_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFix
     )
 
 
-def test_a_document_without_the_mode_flag_is_a_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    document = shipped()
-    del document["flags"]["llm-batching-mode"]
-    code, lines = validate(capsys, str(write(tmp_path, document)))
-    assert code == 0
-    assert "no 'llm-batching-mode' flag: every batch gets the env default" in lines[1]
-
-
 def test_help_documents_strict(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["validate", "--help"])
