@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from cj_batching.context import BatchContext
 from cj_batching.modes import LLMBatchingMode, LLMProviderType
-from cj_batching.resolution import DECIDED_BY
+from cj_batching.resolution import DECIDED_BY, Resolution
 from cj_batching.resolver import BatchingModeResolver
 
-__all__ = ["RolloutPreview", "preview_rollout"]
+__all__ = [
+    "MAX_PREVIEW_BATCHES",
+    "PROGRESS_STEP",
+    "Progress",
+    "RolloutPreview",
+    "preview_rollout",
+    "resolve_consecutive",
+]
+
+MAX_PREVIEW_BATCHES: Final = 10_000_000
+"""The most batch ids one preview resolves (per source): ~30 s per million here."""
+Progress = Callable[[int], None]
+"""Told how many more batch ids are done (a progress bar's `update`)."""
+PROGRESS_STEP: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +39,15 @@ class RolloutPreview:
     modes: dict[LLMBatchingMode, int]
     decided_by: dict[str, int]
     declared_weights: dict[str, int] | None
+    guardrail_downgrades: int = 0  # batch-API requests the guardrail refused
 
     def share(self, mode: LLMBatchingMode) -> float:
         """The fraction of batches resolved to `mode`."""
         return self.modes[mode] / self.batches if self.batches else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """The `--json` shape: counts and shares per mode, counts per decided_by."""
+        """The `--json` shape: counts and shares per mode, counts per decided_by, the
+        declared weights and the guardrail downgrades."""
         return {
             "source": self.source,
             "provider": self.provider.value,
@@ -42,7 +58,41 @@ class RolloutPreview:
             },
             "decided_by": self.decided_by,
             "declared_weights": self.declared_weights,
+            "guardrail_downgrades": self.guardrail_downgrades,
         }
+
+
+def resolve_consecutive(
+    resolver: BatchingModeResolver,
+    *,
+    source: str,
+    provider: LLMProviderType | str | None,
+    batches: int,
+    first_batch_id: int = 1,
+    request_type: str = "cj_comparison",
+    progress: Progress | None = None,
+) -> Iterator[Resolution]:
+    """Resolve ids `first_batch_id ..` through the real chain, each once (no cache).
+
+    `progress(n)` is told every `PROGRESS_STEP` ids (and at the end) how many more are
+    done, for a progress bar. Bad input (source, provider, an id out of range) raises
+    `ValueError` before anything is resolved.
+    """
+    if batches < 0:
+        raise ValueError(f"batches: {batches} must be >= 0")
+    context = BatchContext(first_batch_id, source, provider, request_type)
+    BatchContext(first_batch_id + max(batches - 1, 0))  # the last id must be usable too
+    done = 0
+    for batch_id in range(first_batch_id, first_batch_id + batches):
+        yield resolver.resolve_uncached(
+            BatchContext(batch_id, context.cj_source, context.provider, context.request_type)
+        )
+        done += 1
+        if progress is not None and done == PROGRESS_STEP:
+            progress(done)
+            done = 0
+    if progress is not None and done:
+        progress(done)
 
 
 def preview_rollout(
@@ -54,19 +104,26 @@ def preview_rollout(
     first_batch_id: int = 1,
     request_type: str = "cj_comparison",
     declared_weights: dict[str, int] | None = None,
+    progress: Progress | None = None,
 ) -> RolloutPreview:
-    """Resolve ids `first_batch_id ..` through the real chain, each once (no cache)."""
-    if batches < 0:
-        raise ValueError(f"batches: {batches} must be >= 0")
+    """Resolve ids `first_batch_id ..` through the real chain, each once (no cache), and
+    count the modes, how they were decided and the guardrail downgrades."""
     modes: Counter[LLMBatchingMode] = Counter()
     decided: Counter[str] = Counter()
-    context = BatchContext(first_batch_id, source, provider, request_type)
-    for batch_id in range(first_batch_id, first_batch_id + batches):
-        resolution = resolver.resolve_uncached(
-            BatchContext(batch_id, context.cj_source, context.provider, context.request_type)
-        )
+    downgrades = 0
+    for resolution in resolve_consecutive(
+        resolver,
+        source=source,
+        provider=provider,
+        batches=batches,
+        first_batch_id=first_batch_id,
+        request_type=request_type,
+        progress=progress,
+    ):
         modes[resolution.mode] += 1
         decided[resolution.decided_by] += 1
+        downgrades += resolution.guardrail_applied
+    context = BatchContext(first_batch_id, source, provider, request_type)
     return RolloutPreview(
         source=context.cj_source,
         provider=context.provider or resolver.settings.DEFAULT_LLM_PROVIDER,
@@ -75,4 +132,5 @@ def preview_rollout(
         modes={mode: modes[mode] for mode in LLMBatchingMode},
         decided_by={name: decided[name] for name in DECIDED_BY},
         declared_weights=declared_weights,
+        guardrail_downgrades=downgrades,
     )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
@@ -19,6 +24,7 @@ from flags import ProviderKind
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "CJ_ASSESSMENT_SERVICE_"
+_log = logging.getLogger(__name__)
 _FLAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # short, printable: logged
 
 
@@ -81,12 +87,14 @@ class Settings(BaseSettings):
     LPS_AUTH_TOKEN: SecretStr | None = Field(None, description="Bearer token for LPS.")
 
     def __init__(self, **values: Any) -> None:
+        origins = _origins(values, self.model_config.get("env_file"))
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise SettingsError(_describe_validation_error(exc)) from None
+            raise SettingsError(_describe_validation_error(exc, origins)) from None
         except _SourceError as exc:
             raise SettingsError(str(exc)) from None
+        _warn_unknown(origins, type(self).model_fields)
 
     @field_validator("FLAGS_PROVIDER", mode="before")
     @classmethod
@@ -143,11 +151,52 @@ def _split_list(text: str) -> object:
 _SECRET_FIELDS = frozenset({"FLAGS_OFREP_TOKEN", "LPS_AUTH_TOKEN"})
 
 
-def _describe_validation_error(exc: ValidationError) -> str:
+def _describe_validation_error(exc: ValidationError, origins: Mapping[str, str]) -> str:
     lines = ["invalid cj-batching settings:"]
     for error in exc.errors(include_url=False):
         field = str(error["loc"][0]) if error["loc"] else "?"
         value = "'**********'" if field in _SECRET_FIELDS else short_repr(error["input"])
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"  {ENV_PREFIX}{field}={value}: {message}")
+        origin = origins.get(f"{ENV_PREFIX}{field}".upper())
+        where = f" (from {origin})" if origin else ""
+        lines.append(f"  {ENV_PREFIX}{field}={value}{where}: {message}")
     return "\n".join(lines)
+
+
+def _origins(values: Mapping[str, Any], configured: object) -> dict[str, str]:
+    """Where each `CJ_ASSESSMENT_SERVICE_*` name comes from, upper-cased as pydantic-
+    settings matches them (case-insensitively): the environment wins over `.env`, and
+    values given to `Settings(...)` win over both. Only names, never values: secrets."""
+    origins: dict[str, str] = {}
+    env_file = values.get("_env_file", configured)
+    files = env_file if isinstance(env_file, list | tuple) else [env_file]
+    for file in files:
+        if file is None or str(file) == ".":  # "." is pydantic-settings' "unset"
+            continue
+        path = Path(file)
+        try:
+            names = dotenv_values(path) if path.is_file() else {}
+        except (OSError, UnicodeDecodeError, ValueError):  # reported by pydantic-settings
+            names = {}
+        origins.update((name.upper(), f".env file {path}") for name in names)
+    origins.update((name.upper(), "the environment") for name in os.environ)
+    origins.update((f"{ENV_PREFIX}{name}".upper(), "the arguments") for name in values)
+    return {name: origin for name, origin in origins.items() if name.startswith(ENV_PREFIX)}
+
+
+def _warn_unknown(origins: Mapping[str, str], fields: Mapping[str, object]) -> None:
+    """One WARNING per `CJ_ASSESSMENT_SERVICE_*` name that is not a setting (a typo is
+    otherwise silently ignored, and the default used)."""
+    known = [f"{ENV_PREFIX}{name}".upper() for name in fields]
+    for name, origin in origins.items():
+        if name in known or origin == "the arguments":
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        _log.warning(
+            "%s (from %s) is not a cj-batching setting and is ignored%s",
+            name,
+            origin,
+            hint,
+            extra={"setting": name, "setting_origin": origin},
+        )

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -75,6 +83,7 @@ def test_json_shape_for_several_sources(capsys: pytest.CaptureFixture[str]) -> N
             "modes",
             "decided_by",
             "declared_weights",
+            "guardrail_downgrades",
         }
         assert (result["provider"], result["batches"]) == ("anthropic", 500)
         modes = result["modes"]
@@ -88,20 +97,92 @@ def test_json_shape_for_several_sources(capsys: pytest.CaptureFixture[str]) -> N
     assert eng5["modes"]["provider_batch_api"]["count"] == 500  # type: ignore[index]
 
 
+GUARDED = ("--source", "eng5_runner", "--provider", "google", "--batches", "100")
+
+
 def test_the_guardrail_shows_in_the_preview(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = rollout_json(capsys, *GUARDED, "--flags", str(ROOT / "flags.yaml"))
+    assert result["modes"]["provider_batch_api"]["count"] == 0  # type: ignore[index]
+    assert result["modes"]["serial_bundle"]["count"] == 100  # type: ignore[index]
+
+
+def test_guardrail_downgrades_are_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = rollout_json(capsys, *GUARDED, "--flags", str(ROOT / "flags.yaml"))
+    assert result["guardrail_downgrades"] == 100
+
+
+def test_an_allowed_provider_has_no_downgrades(capsys: pytest.CaptureFixture[str]) -> None:
     (result,) = rollout_json(
         capsys,
         "--source",
         "eng5_runner",
         "--provider",
-        "google",
-        "--batches",
-        "100",
+        "openai",
         "--flags",
         str(ROOT / "flags.yaml"),
     )
-    assert result["modes"]["provider_batch_api"]["count"] == 0  # type: ignore[index]
-    assert result["modes"]["serial_bundle"]["count"] == 100  # type: ignore[index]
+    assert result["guardrail_downgrades"] == 0
+
+
+def test_guardrail_downgrades_are_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = rollout(capsys, *GUARDED, "--flags", str(ROOT / "flags.yaml"))
+    assert code == 0
+    assert "guardrail: 100 of 100 asked for provider_batch_api, which google may not use" in out
+
+
+def test_the_downgrade_warning_is_logged_once_per_run(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = rollout(capsys, *GUARDED, "--flags", str(ROOT / "flags.yaml"))
+    assert code == 0
+    warnings = [line for line in err.splitlines() if "is not allowed for provider" in line]
+    assert warnings == [
+        "WARNING cj_batching.resolver.guardrail: provider_batch_api is not allowed for "
+        "provider google; using serial_bundle"
+    ]
+
+
+def _run_with_stderr_on_a_terminal(*argv: str) -> str:
+    """The CLI in a subprocess whose stderr is a pseudo-terminal; what it showed there."""
+    primary, secondary = pty.openpty()
+    # A fresh pseudo-terminal is 0 columns wide (tqdm then draws nothing): give it 80.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cj_batching", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+            timeout=120,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        shown = b""
+        while select.select([primary], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    assert done.returncode == 0
+    return shown.decode(errors="replace")
+
+
+LONG_RUN = ("rollout", "--source", "els", "--batches", "30000", "--flags", str(ROOT / "flags.yaml"))
+
+
+def test_a_long_run_shows_progress_on_a_terminal() -> None:
+    assert "rollout:" in _run_with_stderr_on_a_terminal(*LONG_RUN)
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = rollout(capsys, *LONG_RUN[1:])
+    assert code == 0
+    assert err == ""
 
 
 def test_same_ids_same_arms_across_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,6 +206,7 @@ def test_human_table(capsys: pytest.CaptureFixture[str]) -> None:
         (["--source", "els", "--batches", "0"], "--batches: 0 must be in 1.."),
         (["--source", "bad source"], "cj_source"),
         (["--sources", ","], "at least one source"),
+        (["--sources", ""], "at least one source"),
         (["--source", "els", "--provider", "azure"], "llm_provider"),
     ],
 )
