@@ -6,6 +6,7 @@ from openfeature.provider import FeatureProvider
 
 from cj_batching.flag_checks import batching_flag_checks
 from cj_batching.metrics import BatchingMetrics
+from cj_batching.metrics.flag_set import track_flag_set
 from cj_batching.resolver import BatchingModeResolver
 from cj_batching.settings import Settings
 from flags import bind_provider, make_provider
@@ -45,8 +46,12 @@ def configure(
 
     Never raises because of flags: a provider that cannot start (say the flag file is
     missing) stays bound in ERROR and every resolution falls back to the env default
-    until it recovers. Invalid settings raise `SettingsError`.
+    until it recovers. Invalid settings raise `SettingsError`. With `metrics`, the
+    resolutions are counted and the flag-set families (`cj_llm_batching_flags_info`...)
+    follow the provider's events.
     """
     settings = Settings() if settings is None else settings
     client = bind_provider(provider_for(settings), domain)
+    if metrics is not None:
+        track_flag_set(client, metrics)
     return BatchingModeResolver(settings, client, metrics=metrics)
