@@ -1,9 +1,11 @@
-"""The resolution chain for one batch: per-batch override, then the mode flag, then the
-env default; the provider guardrail judges whichever answered."""
+"""The resolution chain for one batch: per-batch override, then the batch's pin, then
+the mode flag, then the env default; the kill switches and the provider guardrail judge
+whichever answered."""
 
 from __future__ import annotations
 
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.flag_evaluation import Reason
 
 from cj_batching.context import BatchContext
 from cj_batching.metrics import INVALID_MODE
@@ -17,6 +19,7 @@ from flags.evaluation import FlagAnswer, FlagEvaluator
 __all__ = ["ResolutionChain", "flag_evaluation_context"]
 
 _NOT_ASKED = FlagAnswer(None, None, None)
+_DISABLED = Reason.DISABLED.value
 
 
 class ResolutionChain:
@@ -31,19 +34,52 @@ class ResolutionChain:
         self._guardrail = Guardrail(settings, evaluator, trouble)
 
     def decide(self, context: BatchContext) -> Resolution:
-        """The batch's resolution through every link of the chain."""
+        """The batch's resolution through every link of the chain.
+
+        An override always wins. A pin (the resolution stored at the batch's first wave)
+        keeps the batch's mode, `decided_by` and flag details, unless the mode flag is
+        `state: DISABLED` (the kill switch takes pins back to the env default). The mode
+        flag is evaluated even for a pinned batch, for exactly that switch; a flag that
+        cannot be evaluated leaves the pin in place.
+        """
         provider = context.provider or self._default_provider
         evaluation = flag_evaluation_context(context, provider)
-        override = context.cache_key[4]
-        flag = _NOT_ASKED
-        decided_by: DecidedBy
+        override, pin = context.cache_key[4], context.pinned
         if override is not None:
-            requested, decided_by = override, "override"
-        else:
-            flag, mode = self._mode_flag(evaluation)
-            requested = mode or self._default_mode
-            decided_by = "flag" if mode else "default"
+            return self._finish(override, "override", provider, evaluation, _NOT_ASKED)
+        flag, mode = self._mode_flag(evaluation)
+        if pin is not None and flag.reason != _DISABLED:
+            return self._finish(pin.mode, pin.decided_by, provider, evaluation, flag, pin=pin)
+        if mode is not None:
+            return self._finish(mode, "flag", provider, evaluation, flag)
+        return self._finish(self._default_mode, "default", provider, evaluation, flag)
+
+    def _finish(
+        self,
+        requested: LLMBatchingMode,
+        decided_by: DecidedBy,
+        provider: LLMProviderType,
+        evaluation: EvaluationContext,
+        flag: FlagAnswer,
+        *,
+        pin: Resolution | None = None,
+    ) -> Resolution:
+        """The resolution for `requested`, judged by the guardrail."""
         verdict = self._guardrail.judge(requested, provider, evaluation)
+        if pin is not None:
+            return Resolution(
+                mode=verdict.mode,
+                decided_by=decided_by,
+                requested_mode=requested,
+                llm_provider=provider,
+                guardrail_applied=verdict.applied,
+                flag_variant=pin.flag_variant,
+                flag_set_version=pin.flag_set_version,
+                allowed_providers=verdict.allowed,
+                allowed_providers_source=verdict.source,
+                pinned=True,
+                decided_at=pin.decided_at,
+            )
         return Resolution(
             mode=verdict.mode,
             decided_by=decided_by,
