@@ -86,11 +86,13 @@ def test_a_reload_replaces_the_series_and_stamps_the_time(
     write(path, "v1")
     start()
     first = registry.get_sample_value(RELOADED)
-    assert first is not None and first > 0
+    assert first is not None
+    assert first > 0
     write(path, "v2", share=30)
     wait_for_info(registry, {("v2", "ready"): 1.0})  # v1's series is gone, not left at 0
     second = registry.get_sample_value(RELOADED)
-    assert second is not None and second >= first
+    assert second is not None
+    assert second >= first
 
 
 def test_a_rejected_version_keeps_the_served_version_and_counts(
