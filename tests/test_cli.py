@@ -437,8 +437,35 @@ def test_against_text_output(capsys: pytest.CaptureFixture[str], live: Path) -> 
     new.write_text(yaml.safe_dump(batching_document(batch_api_share=30, version="2026-11-25.9")))
     code, out, _ = run(capsys, "validate", str(new), "--against", str(live))
     assert code == 0
+    assert out.splitlines()[0] == (f"{new}: valid (1 flag(s), version 2026-11-25.9; 1 warning(s))")
     assert f"against {live} (version 2026-11-25.9): 2 change(s)" in out
     assert "  /metadata/version: warning: still '2026-11-25.9'" in out
+
+
+def test_strict_fails_on_a_warning(capsys: pytest.CaptureFixture[str], live: Path) -> None:
+    new = live.with_name("flags.new.yaml")
+    new.write_text(yaml.safe_dump(batching_document(batch_api_share=30, version="2026-11-25.9")))
+    code, out, _ = run(capsys, "validate", str(new), "--against", str(live), "--strict")
+    assert code == 1
+    assert out.startswith(f"{new}: invalid under --strict")
+    code, out, _ = run(capsys, "validate", str(new), "--against", str(live), "--strict", "--json")
+    assert (code, json.loads(out)["valid"]) == (1, False)
+
+
+def test_strict_passes_a_clean_new_version(capsys: pytest.CaptureFixture[str], live: Path) -> None:
+    new = live.with_name("flags.new.yaml")
+    new.write_text(yaml.safe_dump(batching_document(batch_api_share=30, version="2026-11-26.1")))
+    assert run(capsys, "validate", str(new), "--against", str(live), "--strict")[0] == 0
+
+
+def test_against_an_invalid_live_file_warns(capsys: pytest.CaptureFixture[str], live: Path) -> None:
+    broken = batching_document(version="2026-11-25.9")
+    broken["flags"]["llm-batching-mode"]["defaultVariant"] = "fast"
+    live.write_text(yaml.safe_dump(broken))
+    code, problems = _validate_against(capsys, live, batching_document(version="2026-11-26.1"))
+    (warning,) = problems
+    assert code == 0
+    assert "is itself invalid" in warning["message"]
 
 
 # --- output hygiene ----------------------------------------------------------------------

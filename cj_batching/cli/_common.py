@@ -180,8 +180,9 @@ class FlagFile:
 
     path: Path
     document: Mapping[str, Any] | None  # None: the service would reject this version
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[Problem, ...] = ()  # why it would be rejected
     version: str | None = None  # metadata.version (of a rejected one too, when known)
+    warnings: tuple[Problem, ...] = ()  # what the service accepts but flags as doubtful
 
     @property
     def valid(self) -> bool:

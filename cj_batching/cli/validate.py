@@ -31,7 +31,8 @@ def add_parser(commands: Any) -> None:
         "Warns (exit status still 0) when the mode flag or metadata.version is missing, "
         "and with --against LIVE when the file is no new version of LIVE: nothing "
         "changed, the flags changed but the version did not, or the version went "
-        "backwards. Exit status: 0 valid, 1 invalid (every problem listed), 2 usage error.",
+        "backwards. Exit status: 0 valid (warnings allowed), 1 invalid (every problem "
+        "listed) or, with --strict, any warning, 2 usage error.",
     )
     parser.add_argument(
         "path",
@@ -45,6 +46,11 @@ def add_parser(commands: Any) -> None:
         metavar="LIVE",
         help="the version in use (e.g. flags.yaml): warn unless PATH is a new version of it",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings as errors (exit 1 when there is any), e.g. in CI",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
@@ -56,17 +62,20 @@ def run(args: argparse.Namespace) -> int:
     flags = load_flag_file(path, settings)
     live = None if args.against is None else load_flag_file(args.against, settings)
     warnings = _warnings(flags, live, settings)
+    strict: bool = args.strict
     if args.json:
-        write_json(_as_json(flags, live, warnings))
+        write_json(_as_json(flags, live, warnings, strict=strict))
     else:
-        write(*_as_text(flags, live, warnings))
-    return 0 if flags.valid else 1
+        write(*_as_text(flags, live, warnings, strict=strict))
+    return 0 if flags.valid and not (strict and warnings) else 1
 
 
 def _warnings(flags: FlagFile, live: FlagFile | None, settings: Settings) -> list[Problem]:
+    """The document's own warnings, then those of publishing it over `live`."""
     if flags.document is None:
         return []
-    warnings = publishing_warnings(
+    warnings = list(flags.warnings)
+    warnings += publishing_warnings(
         flags.document, settings, None if live is None else live.document
     )
     if live is not None and live.document is None:
@@ -80,14 +89,21 @@ def _warnings(flags: FlagFile, live: FlagFile | None, settings: Settings) -> lis
     return warnings
 
 
-def _as_text(flags: FlagFile, live: FlagFile | None, warnings: list[Problem]) -> list[str]:
+def _as_text(
+    flags: FlagFile, live: FlagFile | None, warnings: list[Problem], *, strict: bool
+) -> list[str]:
     if flags.document is None:
         return [
             f"{flags.path}: invalid ({len(flags.problems)} problem(s))",
             *(f"  {problem}" for problem in flags.problems),
         ]
-    suffix = f", version {flags.version}" if flags.version is not None else ""
-    lines = [f"{flags.path}: valid ({len(flags.document.get('flags') or {})} flag(s){suffix})"]
+    summary = f"{len(flags.document.get('flags') or {})} flag(s)"
+    if flags.version is not None:
+        summary += f", version {flags.version}"
+    if warnings:
+        summary += f"; {len(warnings)} warning(s)"
+    verdict = "invalid under --strict" if strict and warnings else "valid"
+    lines = [f"{flags.path}: {verdict} ({summary})"]
     if live is not None and live.document is not None:
         changes = document_changes(live.document, flags.document)
         lines.append(
@@ -98,7 +114,9 @@ def _as_text(flags: FlagFile, live: FlagFile | None, warnings: list[Problem]) ->
     return lines
 
 
-def _as_json(flags: FlagFile, live: FlagFile | None, warnings: list[Problem]) -> dict[str, Any]:
+def _as_json(
+    flags: FlagFile, live: FlagFile | None, warnings: list[Problem], *, strict: bool
+) -> dict[str, Any]:
     problems = [_problem(p, problem_severity(p)) for p in flags.problems]
     problems += [_problem(p, "warning") for p in warnings]
     against = None
@@ -108,7 +126,7 @@ def _as_json(flags: FlagFile, live: FlagFile | None, warnings: list[Problem]) ->
             against["changes"] = len(document_changes(live.document, flags.document))
     return {
         "path": str(flags.path),
-        "valid": flags.valid,
+        "valid": flags.valid and not (strict and warnings),
         "version": flags.version,
         "flags": None if flags.document is None else len(flags.document.get("flags") or {}),
         "problems": problems,
