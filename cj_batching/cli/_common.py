@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tqdm import tqdm
-
 from cj_batching.cli._terminal import write
 from cj_batching.configure import configure
 from cj_batching.context import KNOWN_SOURCES, REQUEST_TYPES, BatchContext
@@ -254,6 +252,8 @@ def batches_argument(value: str) -> int:
 def progress_bar(total: int, what: str) -> Iterator[Progress]:
     """A progress bar on stderr, only when stderr is a terminal and only once a run
     has taken a moment (short runs print nothing)."""
+    from tqdm import tqdm  # only the previews need it
+
     with tqdm(
         total=total,
         desc=what,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import shtab
-
 from cj_batching.cli._terminal import write
 
 __all__ = ["add_parser", "run"]
@@ -30,6 +28,8 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the script for the root parser (the one this sub-command belongs to)."""
+    import shtab  # only this command needs it
+
     from cj_batching.cli import build_parser  # the root parser: built when asked for
 
     parser = build_parser()
@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _complete_paths(parser: argparse.ArgumentParser) -> None:
     """Flag files complete as file names everywhere a path is asked for."""
+    import shtab
+
     for action in parser._actions:  # argparse has no public walk of its actions
         if action.dest in ("flags", "path", "old", "new", "against"):
             action.complete = shtab.FILE  # type: ignore[attr-defined]
