@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Final
 
 from cj_batching.context import BatchContext
 from cj_batching.modes import LLMBatchingMode, LLMProviderType
 from cj_batching.resolution import DECIDED_BY, Resolution
-from cj_batching.resolver import BatchingModeResolver
+from cj_batching.resolver import BatchingModeResolver, flag_evaluation_context
+from flags import FlagdEvaluatingProvider, flag_outcome
 
 __all__ = [
     "MAX_PREVIEW_BATCHES",
     "PROGRESS_STEP",
     "Progress",
     "RolloutPreview",
+    "evaluated_document",
     "preview_rollout",
     "resolve_consecutive",
 ]
@@ -74,6 +77,10 @@ def resolve_consecutive(
 ) -> Iterator[Resolution]:
     """Resolve ids `first_batch_id ..` through the real chain, each once (no cache).
 
+    When no flag the chain reads looks at the batch id for this source, provider and
+    request type (proven by `flags.flag_outcome`, not sampled), one resolution stands
+    for every id: it is resolved (and counted in the resolver's metrics) once.
+
     `progress(n)` is told every `PROGRESS_STEP` ids (and at the end) how many more are
     done, for a progress bar. Bad input (source, provider, an id out of range) raises
     `ValueError` before anything is resolved.
@@ -82,6 +89,15 @@ def resolve_consecutive(
         raise ValueError(f"batches: {batches} must be >= 0")
     context = BatchContext(first_batch_id, source, provider, request_type)
     BatchContext(first_batch_id + max(batches - 1, 0))  # the last id must be usable too
+    document = evaluated_document(resolver)
+    if batches and document is not None and _same_for_every_id(document, resolver, context):
+        resolution = resolver.resolve_uncached(context)
+        if evaluated_document(resolver) is document:  # no reload in between: it holds for all
+            for start in range(0, batches, PROGRESS_STEP):
+                if progress is not None:
+                    progress(min(PROGRESS_STEP, batches - start))
+            yield from repeat(resolution, batches)
+            return
     done = 0
     for batch_id in range(first_batch_id, first_batch_id + batches):
         yield resolver.resolve_uncached(
@@ -93,6 +109,26 @@ def resolve_consecutive(
             done = 0
     if progress is not None and done:
         progress(done)
+
+
+def evaluated_document(resolver: BatchingModeResolver) -> Mapping[str, Any] | None:
+    """The document the resolver's in-process provider evaluates (None for remote
+    flags): what a preview reads declared weights from, the version it resolved."""
+    provider = resolver.client.provider
+    return provider.document if isinstance(provider, FlagdEvaluatingProvider) else None
+
+
+def _same_for_every_id(
+    document: Mapping[str, Any], resolver: BatchingModeResolver, context: BatchContext
+) -> bool:
+    settings = resolver.settings
+    provider = context.provider or settings.DEFAULT_LLM_PROVIDER
+    attributes = flag_evaluation_context(context, provider).attributes
+    for key in (settings.LLM_BATCHING_FLAG_KEY, settings.LLM_BATCH_API_ALLOWED_PROVIDERS_FLAG_KEY):
+        outcome = flag_outcome(document, key, attributes)
+        if outcome is not None and not outcome.same_for_every_key:
+            return False
+    return True
 
 
 def preview_rollout(

@@ -7,21 +7,25 @@ from __future__ import annotations
 import difflib
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from json_logic import jsonLogic
+from json_logic.builtins import BUILTINS
 from openfeature.contrib.tools.flagd.core.targeting.custom_ops import fractional
 from openfeature.contrib.tools.flagd.core.targeting.targeting import OPERATORS
+
+_op_var = BUILTINS["var"]
 
 __all__ = ["Change", "ChangeKind", "Outcome", "OutcomeKind", "document_changes", "flag_outcome"]
 
 OutcomeKind = Literal["disabled", "split", "variant", "default", "varies"]
 
-# Targeting keys a rule is tried with: enough to tell "the same for every key" from a
-# rule that tests the key itself (e.g. `starts_with` on it), cheap (~20 µs per key).
-SAMPLE_KEYS: Final = tuple(str(key) for key in (*range(1, 41), 1000, 123456, 10**12))
+# What an evaluation reads of its context that differs from one targeting key to the
+# next: the key itself and the `$flagd` properties (the timestamp); `var` of "" is all.
+_PER_KEY: Final = frozenset({"", "targetingKey", "$flagd"})
+_ANY_KEY: Final = "0"  # the evaluation below never reads it, or it says it did
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +38,20 @@ class Outcome:
     - `variant`: the same `variant` for every key;
     - `default`: no rule gives a variant, so `defaultVariant` applies (`variant`; None:
       callers get their default);
-    - `varies`: the variant depends on the targeting key some other way.
+    - `varies`: the rule reads the targeting key (or the time) some other way.
+
+    Every kind but `split` and `varies` is exact: the same answer for every key.
     """
 
     kind: OutcomeKind
     variant: str | None = None
     weights: tuple[tuple[str, int], ...] = ()
     bucket_by: Any = None
+
+    @property
+    def same_for_every_key(self) -> bool:
+        """Whether every targeting key gets the same answer (proven, not sampled)."""
+        return self.kind in ("disabled", "variant", "default")
 
     def shares(self) -> dict[str, float]:
         """A split's variants with their share of keys (0..1), in list order."""
@@ -49,17 +60,14 @@ class Outcome:
 
 
 def flag_outcome(
-    document: Mapping[str, Any],
-    flag_key: str,
-    attributes: Mapping[str, Any],
-    *,
-    sample_keys: Sequence[str] = SAMPLE_KEYS,
+    document: Mapping[str, Any], flag_key: str, attributes: Mapping[str, Any]
 ) -> Outcome | None:
     """What `flag_key` gives a context with `attributes`, or None without such a flag.
 
-    The targeting is evaluated the way flagd-core does (its operators, `$ref`s
-    expanded, `$flagd` properties set) once per sample key, with every `fractional`
-    instrumented, so whichever rule applies to the context reports its own weights.
+    The targeting is evaluated once the way flagd-core does (its operators, `$ref`s
+    expanded, `$flagd` properties set), with `fractional` and `var` instrumented: the
+    rule that applies to the context reports its weights, and an evaluation that never
+    reads the targeting key or the time (outside a split) is the same for every key.
     """
     flag = (document.get("flags") or {}).get(flag_key)
     if not isinstance(flag, Mapping):
@@ -71,39 +79,47 @@ def flag_outcome(
     targeting = flag.get("targeting")
     if not isinstance(targeting, Mapping) or not targeting:
         return Outcome("default", default)
-    splits: list[tuple[int, tuple[Any, ...]]] = []
     fractions: list[Any] = []
     rule = _instrument(_expand(targeting, document.get("$evaluators") or {}), fractions)
-    operators = {**OPERATORS, **_recorders(fractions, splits)}
-    seen: set[tuple[str | None, tuple[int, tuple[Any, ...]] | None]] = set()
-    now = int(time.time())
-    for key in sample_keys:
-        splits.clear()
-        data = {**attributes, "targetingKey": key}
-        data["$flagd"] = {"flagKey": flag_key, "timestamp": now}
-        variant = _variant_name(jsonLogic(rule, data, operators))
-        seen.add((variant, _freeze(splits[-1]) if splits else None))
-    return _judge(seen, fractions, default)
-
-
-def _judge(
-    seen: set[tuple[str | None, tuple[int, tuple[Any, ...]] | None]],
-    fractions: list[Any],
-    default: str | None,
-) -> Outcome:
-    reached = {split for _, split in seen}
-    split = next(iter(reached))
-    if len(reached) == 1 and split is not None:
-        node, args = split
-        weights = _weights(args)
-        if {variant for variant, _ in seen} <= {name for name, _ in weights}:
-            raw = fractions[node]
-            bucket_by = raw[0] if raw and not isinstance(raw[0], list) else None
-            return Outcome("split", weights=weights, bucket_by=bucket_by)
-    if len(seen) != 1 or reached != {None}:
+    trace = _Trace()
+    data = {**attributes, "targetingKey": _ANY_KEY}
+    data["$flagd"] = {"flagKey": flag_key, "timestamp": int(time.time())}
+    variant = _variant_name(jsonLogic(rule, data, {**OPERATORS, **trace.operators(fractions)}))
+    if trace.read_per_key or len(trace.splits) > 1:
         return Outcome("varies")
-    ((variant, _),) = seen
+    if trace.splits:
+        node, args = trace.splits[0]
+        raw = fractions[node]
+        bucket_by = raw[0] if raw and not isinstance(raw[0], list) else None
+        return Outcome("split", weights=_weights(args), bucket_by=bucket_by)
     return Outcome("default", default) if variant is None else Outcome("variant", variant)
+
+
+class _Trace:
+    """What one instrumented evaluation reached (splits) and read (per-key data)."""
+
+    def __init__(self) -> None:
+        self.splits: list[tuple[int, tuple[Any, ...]]] = []
+        self.read_per_key = False
+
+    def operators(self, fractions: list[Any]) -> dict[str, Any]:
+        def split(node: int) -> Any:
+            def record(data: Any, *args: Any) -> Any:
+                self.splits.append((node, args))
+                return fractional(data, *args)
+
+            return record
+
+        def read(data: Any = None, key: Any = None, default: Any = None) -> Any:
+            if key is None or str(key).split(".")[0] in _PER_KEY:
+                self.read_per_key = True
+            return _op_var(data, key, default)
+
+        def bucket_value(data: Any = None, key: Any = None, default: Any = None) -> Any:
+            return _op_var(data, key, default)  # a split's own bucketing: not a "read"
+
+        operators = {f"fractional#{node}": split(node) for node in range(len(fractions))}
+        return {**operators, "var": read, "var#bucket": bucket_value}
 
 
 def _expand(node: Any, evaluators: Mapping[str, Any]) -> Any:
@@ -124,33 +140,24 @@ def _instrument(node: Any, fractions: list[Any]) -> Any:
     if not isinstance(node, Mapping):
         return node
     if set(node) == {"fractional"}:
-        fractions.append(node["fractional"])
+        args = node["fractional"]
+        fractions.append(args)
         name = f"fractional#{len(fractions) - 1}"
-        return {name: _instrument(node["fractional"], fractions)}
+        if isinstance(args, list) and args and _is_var(args[0]):
+            # A bucketing value that is a plain `var` (e.g. of targetingKey) is the
+            # split's own business: it must not count as a rule reading the key.
+            return {name: [{"var#bucket": args[0]["var"]}, *_instrument(args[1:], fractions)]}
+        return {name: _instrument(args, fractions)}
     return {key: _instrument(value, fractions) for key, value in node.items()}
 
 
-def _recorders(fractions: list[Any], splits: list[tuple[int, tuple[Any, ...]]]) -> dict[str, Any]:
-    def recorder(node: int) -> Any:
-        def record(data: Any, *args: Any) -> Any:
-            splits.append((node, args))
-            return fractional(data, *args)
-
-        return record
-
-    return {f"fractional#{node}": recorder(node) for node in range(len(fractions))}
+def _is_var(node: Any) -> bool:
+    return isinstance(node, Mapping) and set(node) == {"var"}
 
 
-def _freeze(split: tuple[int, tuple[Any, ...]]) -> tuple[int, tuple[Any, ...]]:
-    node, args = split
-    return node, tuple(json.dumps(arg, sort_keys=True) for arg in args if isinstance(arg, list))
-
-
-def _weights(frozen_args: tuple[Any, ...]) -> tuple[tuple[str, int], ...]:
-    buckets = [json.loads(arg) for arg in frozen_args]
-    return tuple(
-        (str(bucket[0]), int(bucket[1]) if len(bucket) > 1 else 1) for bucket in buckets if bucket
-    )
+def _weights(args: tuple[Any, ...]) -> tuple[tuple[str, int], ...]:
+    buckets = [arg for arg in args if isinstance(arg, list) and arg]
+    return tuple((str(bucket[0]), int(bucket[1]) if len(bucket) > 1 else 1) for bucket in buckets)
 
 
 def _variant_name(result: Any) -> str | None:

@@ -115,3 +115,32 @@ def test_pointer_escaping() -> None:
 
 def test_equal_documents_have_no_changes() -> None:
     assert document_changes({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]}) == []
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"==": [{"var": "targetingKey"}, "5000"]},  # one key among thousands
+        {">": [{"var": "$flagd.timestamp"}, 0]},  # the time
+        {"in": ["5000", {"cat": [{"var": ""}, ""]}]},  # the whole context
+        {"==": [{"var": {"cat": ["targeting", "Key"]}}, "7"]},  # a computed path
+    ],
+    ids=["key", "time", "whole-context", "computed-path"],
+)
+def test_a_rule_that_reads_the_key_or_the_time_varies(condition: Any) -> None:
+    result = outcome({"if": [condition, "per_request", None]})
+    assert result == Outcome("varies")
+    assert not result.same_for_every_key
+
+
+def test_a_rule_on_context_attributes_is_the_same_for_every_key() -> None:
+    result = outcome({"if": [{"in": [{"var": "cj_source"}, ["els", "bos"]]}, "per_request", None]})
+    assert result == Outcome("variant", "per_request")
+    assert result.same_for_every_key
+
+
+def test_bucketing_by_the_key_itself_is_still_a_split() -> None:
+    split = {"fractional": [{"var": "targetingKey"}, ["per_request", 1], ["serial_bundle", 1]]}
+    result = outcome(split)
+    assert result is not None
+    assert (result.kind, result.bucket_by) == ("split", {"var": "targetingKey"})

@@ -19,7 +19,7 @@ import yaml
 
 from cj_batching.cli import main
 
-from .documents import batching_document
+from .documents import batching_document, document, mode_flag
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,3 +214,15 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str], messa
     code, _, err = rollout(capsys, *argv, "--flags", str(ROOT / "flags.yaml"))
     assert code == 2
     assert message in err
+
+
+def test_a_rule_on_one_batch_id_is_counted_exactly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # No shortcut may skip ids when a rule reads the batch id: one id in 10 000 differs.
+    one_id = {"if": [{"==": [{"var": "targetingKey"}, "5000"]}, "per_request", None]}
+    path = tmp_path / "flags.yaml"
+    path.write_text(yaml.safe_dump(document(mode_flag(one_id))))
+    (result,) = rollout_json(capsys, "--source", "bos", "--batches", "10000", "--flags", str(path))
+    assert result["modes"]["per_request"]["count"] == 1  # type: ignore[index]
+    assert result["modes"]["serial_bundle"]["count"] == 9999  # type: ignore[index]

@@ -100,7 +100,7 @@ def preview(state: State, _: dict[str, State]) -> None:
 
 def widen(state: State, before: dict[str, State]) -> None:
     assert "none move the other way" in state.output
-    assert "50.0% (weight 50)" in state.output
+    assert "els: 50 % provider_batch_api / 50 % serial_bundle, sticky per batch id" in state.output
     narrow = before["Preview a percentage rollout"]
     for batch_id in range(1, 2001):  # nothing left the batch API: the arms stay clean
         if narrow.resolve(batch_id, "els", "openai").mode is BATCH_API:

@@ -304,3 +304,11 @@ def test_diff_warns_on_an_unknown_source(capsys: pytest.CaptureFixture[str]) -> 
     code, _, err = run(capsys, "diff", str(FLAGS), str(FLAGS), "--source", "bso", "--batches", "10")
     assert code == 0
     assert "cj_source 'bso' is not a known source" in err
+
+
+def test_diff_counts_a_single_moved_id(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    one_id = {"if": [{"==": [{"var": "targetingKey"}, "5000"]}, "per_request", None]}
+    old = write(tmp_path, "flags.yaml", document(mode_flag(None), version="v1"))
+    new = write(tmp_path, "flags.new.yaml", document(mode_flag(one_id), version="v2"))
+    result = diff_json(capsys, old, new, "--source", "bos")
+    assert moves(result, "bos") == {("serial_bundle", "per_request"): 1}

@@ -20,10 +20,10 @@ from cj_batching.cli._common import (
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.context import BatchContext
 from cj_batching.modes import LLMBatchingMode
-from cj_batching.resolver import BatchingModeResolver, flag_evaluation_context
-from cj_batching.rollout import RolloutPreview, preview_rollout
+from cj_batching.resolver import flag_evaluation_context
+from cj_batching.rollout import RolloutPreview, evaluated_document, preview_rollout
 from cj_batching.settings import Settings
-from flags import FlagdEvaluatingProvider, flag_outcome
+from flags import flag_outcome
 
 __all__ = ["add_parser", "run"]
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         open_resolver(settings) as resolver,
         progress_bar(args.batches * len(contexts), "rollout") as progress,
     ):
-        document = _flag_document(resolver)
+        document = evaluated_document(resolver)
         previews = [
             preview_rollout(
                 resolver,
@@ -109,13 +109,6 @@ def _contexts(args: argparse.Namespace) -> list[BatchContext]:
         ]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _flag_document(resolver: BatchingModeResolver) -> Mapping[str, Any] | None:
-    """The document the resolver's in-process provider evaluates (None for remote flags):
-    the declared weights then come from exactly the version the preview resolved."""
-    provider = resolver.client.provider
-    return provider.document if isinstance(provider, FlagdEvaluatingProvider) else None
 
 
 def _declared(
