@@ -5,13 +5,14 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from cj_batching.metrics._families import FailureGuard, register_all
+from cj_batching.metrics.guard import GuardMetrics
 from cj_batching.metrics.resolution import ResolutionMetrics
 from cj_batching.metrics.submission import SubmissionMetrics
 
 __all__ = ["BatchingMetrics"]
 
 
-class BatchingMetrics(SubmissionMetrics, ResolutionMetrics):
+class BatchingMetrics(SubmissionMetrics, ResolutionMetrics, GuardMetrics):
     """The CJ batching metrics on one registry (default: the global one).
 
     Each base class is one concept (its module says which families); this class only
@@ -22,5 +23,9 @@ class BatchingMetrics(SubmissionMetrics, ResolutionMetrics):
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self._failure = FailureGuard()
-        families = [*self._submission_families(), *self._resolution_families()]
+        families = [
+            *self._submission_families(),
+            *self._resolution_families(),
+            *self._guard_families(),
+        ]
         register_all(REGISTRY if registry is None else registry, families)
