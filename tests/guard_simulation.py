@@ -5,7 +5,7 @@ fractional split), the rest to the control. A batch submits `waves_per_batch` wa
 `wave_size` comparisons, one after the other; `concurrent_batches` batches run at once,
 and LPS answers a wave's comparisons in one burst (it works through a bundle item by
 item), so results arrive as interleaved wave bursts. A comparison fails with its arm's
-error rate, independently, or, with `bundled_failures`, a whole wave fails together
+error rate, independently, or, for the arms in `bundled`, a whole wave fails together
 (LPS fails a serial bundle when one item fails).
 
 `python -m tests.guard_simulation` prints the trip rates of the documented scenarios
@@ -26,6 +26,7 @@ from cj_batching import ArmResult, LLMBatchingMode, RolloutGuard, Settings
 CONTROL = LLMBatchingMode.SERIAL_BUNDLE  # the shipped env default, so the default control
 ARM = LLMBatchingMode.PROVIDER_BATCH_API
 SOURCE = "els"
+BOTH = (CONTROL, ARM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class Rollout:
     wave_size: int = 12
     waves_per_batch: int = 4
     concurrent_batches: int = 8
-    bundled_failures: bool = False
+    bundled: tuple[LLMBatchingMode, ...] = ()  # arms whose waves fail whole
     with_waves: bool = True  # pass each result's wave to the guard
 
 
@@ -63,7 +64,7 @@ def waves(rollout: Rollout, seed: int) -> Iterator[tuple[LLMBatchingMode, list[A
         ok = ArmResult(SOURCE, mode, "flag", False, wave)
         failed = ArmResult(SOURCE, mode, "flag", True, wave)
         rate = rollout.arm_error_rate if mode is ARM else rollout.control_error_rate
-        if rollout.bundled_failures:
+        if mode in rollout.bundled:
             results = [failed if rnd.random() < rate else ok] * rollout.wave_size
         else:
             results = [failed if rnd.random() < rate else ok for _ in range(rollout.wave_size)]
@@ -134,13 +135,19 @@ SCENARIOS: tuple[tuple[str, Rollout, int], ...] = (
     ("no difference, 20 % errors", Rollout(0.20, 0.20), 5000),
     ("no difference, 1 % errors", Rollout(0.01, 0.01), 5000),
     ("no difference, 50/50 split", Rollout(arm_share=0.5), 5000),
-    ("no difference, bundled failures", Rollout(bundled_failures=True), 5000),
+    ("no difference, bundled failures", Rollout(bundled=BOTH), 5000),
     (
         "no difference, bundled failures, waves not passed",
-        Rollout(bundled_failures=True, with_waves=False),
+        Rollout(bundled=BOTH, with_waves=False),
         5000,
     ),
-    ("+10 points, bundled failures", Rollout(arm_error_rate=0.15, bundled_failures=True), 5000),
+    ("+10 points, bundled failures", Rollout(arm_error_rate=0.15, bundled=BOTH), 5000),
+    ("no difference, only the control bundled", Rollout(bundled=(CONTROL,)), 5000),
+    (
+        "no difference, only the control bundled, 50/50",
+        Rollout(arm_share=0.5, bundled=(CONTROL,)),
+        5000,
+    ),
 )
 
 

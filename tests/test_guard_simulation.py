@@ -12,7 +12,7 @@ import pytest
 
 from cj_batching import GuardPolicy, LLMBatchingMode, Settings
 
-from .guard_simulation import Rollout, run_scenario
+from .guard_simulation import BOTH, Rollout, run_scenario
 
 ROLLOUTS = 200
 
@@ -44,7 +44,5 @@ def test_ten_point_regression_trips_within_1000_arm_results_in_95_percent() -> N
 def test_bundled_failures_of_healthy_arms_do_not_trip() -> None:
     # LPS fails a serial bundle whole: with the waves passed, the guard sees that bundles,
     # not a regression, make the error counts jumpy (without them ~30 % of rollouts trip).
-    outcome = run_scenario(
-        Rollout(bundled_failures=True), rollouts=100, arm_results=2000, first_seed=20_000
-    )
+    outcome = run_scenario(Rollout(bundled=BOTH), rollouts=100, arm_results=2000, first_seed=20_000)
     assert outcome.trips <= 1, outcome.trip_counts
