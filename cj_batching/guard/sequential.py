@@ -21,8 +21,8 @@ Results that fail together (LPS fails a serial bundle as a whole when one item f
 carry less information than independent ones. Each arm's variance is therefore the
 larger of the binomial variance and the cluster-robust (sandwich) variance over its
 waves, so bundled failures widen the test instead of tripping it. Pure Python: an
-update is a handful of integer additions (~1 µs with the guard around it), and the
-ratio is computed only when the observed increase already exceeds the tolerance.
+update is a handful of integer additions (docs/performance.md has the measured cost),
+and the ratio is computed only when the observed increase already exceeds the tolerance.
 """
 
 from __future__ import annotations
