@@ -12,8 +12,8 @@ from typing import Any
 
 from cj_batching._text import short_repr
 from cj_batching.guard.checks import guard_metadata_check
-from cj_batching.guardrail import parse_allow_list
 from cj_batching.modes import LLMBatchingMode, LLMProviderType
+from cj_batching.resolver.guardrail import parse_allow_list
 from cj_batching.settings import Settings
 from flags import DocumentCheck, Problem
 
