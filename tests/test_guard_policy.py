@@ -238,3 +238,14 @@ def test_validate_refuses_bad_guard_metadata_in_a_flag_file(
         in out
     )
     assert f"/flags/{MODE_FLAG}/metadata/guard_alpa: unknown guard setting (did you mean" in out
+
+
+def test_a_policy_built_by_hand_is_validated_too() -> None:
+    with pytest.raises(ValueError, match=r"^min_results \(guard_min_results\): 0 is not allowed"):
+        GuardPolicy(
+            enabled=True,
+            control=LLMBatchingMode.SERIAL_BUNDLE,
+            max_error_rate_increase=0.05,
+            min_results=0,
+            alpha=0.01,
+        )

@@ -36,6 +36,16 @@ class GuardPolicy:
     min_results: int
     alpha: float
 
+    def __post_init__(self) -> None:
+        for key, (name, adapter, allowed) in _KNOBS.items():
+            value = getattr(self, name)
+            try:
+                adapter.validate_python(value, strict=True)
+            except ValidationError:
+                raise ValueError(
+                    f"{name} ({key}): {short_repr(value)} is not allowed; use {allowed}"
+                ) from None
+
     @classmethod
     def from_settings(cls, settings: Settings) -> GuardPolicy:
         """The policy of a flag set without `guard_*` metadata (control: the env default)."""

@@ -189,7 +189,8 @@ class RolloutGuard:
 
     def trips(self) -> tuple[GuardTrip, ...]:
         """The arms tripped under the current flag set version, oldest first."""
-        return tuple(self._tripped.values())
+        with self._lock:
+            return tuple(self._tripped.values())
 
     def counts(self) -> dict[tuple[str, LLMBatchingMode], tuple[int, int]]:
         """(results, failures) per (source label, mode) counted under this version."""
