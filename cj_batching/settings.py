@@ -17,6 +17,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
 from cj_batching._text import short_repr
+from cj_batching.bounds import (
+    GuardAlpha,
+    GuardErrorRateIncrease,
+    GuardMinResults,
+    GuardWaveMemory,
+)
 from cj_batching.lps_models import DEFAULT_CALLBACK_TOPIC
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from flags import ProviderKind
@@ -85,6 +91,23 @@ class Settings(BaseSettings):
     LPS_MAX_RETRIES: int = Field(3, ge=0, le=100)
     LPS_MAX_CONCURRENCY: int = Field(50, ge=1, le=1000, description="Parallel POSTs at most.")
     LPS_AUTH_TOKEN: SecretStr | None = Field(None, description="Bearer token for LPS.")
+
+    # The rollout guard: flag metadata guard_* keys override these per flag set version.
+    GUARD_ENABLED: bool = Field(
+        True, description="Guard flag rollouts: pull a failing arm back to the control mode."
+    )
+    GUARD_MAX_ERROR_RATE_INCREASE: GuardErrorRateIncrease = Field(
+        0.05, description="Largest tolerated error-rate increase of an arm over the control."
+    )
+    GUARD_MIN_RESULTS: GuardMinResults = Field(
+        200, description="Results the arm and the control each need before the guard may trip."
+    )
+    GUARD_ALPHA: GuardAlpha = Field(
+        0.01, description="Bound on the chance of tripping an arm no worse than the control."
+    )
+    GUARD_WAVE_MEMORY: GuardWaveMemory = Field(
+        50_000, description="Waves remembered to measure failures that come in bundles."
+    )
 
     def __init__(self, **values: Any) -> None:
         origins = _origins(values, self.model_config.get("env_file"))

@@ -6,13 +6,14 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from cj_batching.metrics._families import FailureGuard, register_all
 from cj_batching.metrics.flag_set import FlagSetMetrics
+from cj_batching.metrics.guard import GuardMetrics
 from cj_batching.metrics.resolution import ResolutionMetrics
 from cj_batching.metrics.submission import SubmissionMetrics
 
 __all__ = ["BatchingMetrics"]
 
 
-class BatchingMetrics(SubmissionMetrics, ResolutionMetrics, FlagSetMetrics):
+class BatchingMetrics(SubmissionMetrics, ResolutionMetrics, GuardMetrics, FlagSetMetrics):
     """The CJ batching metrics on one registry (default: the global one).
 
     Each base class is one concept (its module says which families); this class only
@@ -27,6 +28,7 @@ class BatchingMetrics(SubmissionMetrics, ResolutionMetrics, FlagSetMetrics):
         families = [
             *self._submission_families(),
             *self._resolution_families(),
+            *self._guard_families(),
             *self._flag_set_families(),
         ]
         register_all(REGISTRY if registry is None else registry, families)
