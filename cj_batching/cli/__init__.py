@@ -20,7 +20,8 @@ from cj_batching.cli import (
     validate,
     watch,
 )
-from cj_batching.cli._common import CommandParser, UsageError
+from cj_batching.cli._arguments import CommandParser
+from cj_batching.cli._common import UsageError
 from cj_batching.cli._terminal import (
     EscapingFormatter,
     RepeatFilter,

@@ -8,18 +8,15 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from cj_batching.cli._arguments import batches_argument, flags_path, numeric_batch_id_argument
 from cj_batching.cli._common import (
-    FlagFile,
     UsageError,
-    batches_argument,
     document_resolver,
-    flags_path,
-    load_flag_file,
     load_settings,
-    numeric_batch_id_argument,
     progress_bar,
     warn_unknown_context,
 )
+from cj_batching.cli._flag_file import FlagFile, load_flag_file
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.context import KNOWN_SOURCES, BatchContext
 from cj_batching.flag_summary import source_rules

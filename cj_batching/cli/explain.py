@@ -5,16 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cj_batching.cli._common import (
-    UsageError,
-    add_flags_option,
-    batch_id_argument,
-    flag_file,
-    load_settings,
-    mode_argument,
-    open_resolver,
-    warn_unknown_context,
-)
+from cj_batching.cli._arguments import add_flags_option, batch_id_argument, mode_argument
+from cj_batching.cli._common import UsageError, load_settings, open_resolver, warn_unknown_context
+from cj_batching.cli._flag_file import flag_file
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.context import BatchContext
 from cj_batching.overrides import BatchConfigOverrides

@@ -6,17 +6,15 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
+from cj_batching.cli._arguments import add_flags_option, batches_argument, numeric_batch_id_argument
 from cj_batching.cli._common import (
     UsageError,
-    add_flags_option,
-    batches_argument,
-    flag_file,
     load_settings,
-    numeric_batch_id_argument,
     open_resolver,
     progress_bar,
     warn_unknown_context,
 )
+from cj_batching.cli._flag_file import flag_file
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.context import BatchContext
 from cj_batching.modes import LLMBatchingMode

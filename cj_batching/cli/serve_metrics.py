@@ -6,13 +6,9 @@ import argparse
 import threading
 from typing import Any
 
-from cj_batching.cli._common import (
-    UsageError,
-    add_flags_option,
-    flag_file,
-    load_settings,
-    open_resolver,
-)
+from cj_batching.cli._arguments import add_flags_option
+from cj_batching.cli._common import UsageError, load_settings, open_resolver
+from cj_batching.cli._flag_file import flag_file
 from cj_batching.cli._terminal import write
 from cj_batching.metrics import BatchingMetrics
 from cj_batching.metrics_server import serve_metrics

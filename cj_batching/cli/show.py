@@ -6,13 +6,9 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from cj_batching.cli._common import (
-    FlagFile,
-    add_flags_option,
-    load_flag_file,
-    load_settings,
-    problem_severity,
-)
+from cj_batching.cli._arguments import add_flags_option
+from cj_batching.cli._common import load_settings
+from cj_batching.cli._flag_file import FlagFile, load_flag_file, problem_severity
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.flag_summary import allow_list_summary, source_rules
 from cj_batching.settings import Settings

@@ -6,13 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cj_batching.cli._common import (
-    FlagFile,
-    flags_path,
-    load_flag_file,
-    load_settings,
-    problem_severity,
-)
+from cj_batching.cli._arguments import flags_path
+from cj_batching.cli._common import load_settings
+from cj_batching.cli._flag_file import FlagFile, load_flag_file, problem_severity
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.settings import Settings
 from cj_batching.version_checks import publishing_warnings

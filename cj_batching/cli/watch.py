@@ -13,7 +13,9 @@ from typing import Any, TextIO
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.provider import ProviderStatus
 
-from cj_batching.cli._common import add_flags_option, flag_file, load_settings
+from cj_batching.cli._arguments import add_flags_option
+from cj_batching.cli._common import load_settings
+from cj_batching.cli._flag_file import flag_file
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.flag_checks import batching_flag_checks
 from flags import FlagdFileProvider, bind_provider
