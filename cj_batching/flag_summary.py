@@ -18,8 +18,8 @@ __all__ = ["AllowListSummary", "SourceRule", "allow_list_summary", "source_rules
 
 @dataclass(frozen=True, slots=True)
 class SourceRule:
-    """What the mode flag gives one source's batches (the settings' default provider,
-    request type `cj_comparison`), and where other providers or retries differ."""
+    """What the mode flag gives one source's batches (for one provider, request type
+    `cj_comparison`), and where other providers or retries differ."""
 
     source: str
     outcome: Outcome
@@ -45,14 +45,19 @@ class SourceRule:
 
 
 def source_rules(
-    document: Mapping[str, Any], settings: Settings, sources: Sequence[str] = KNOWN_SOURCES
+    document: Mapping[str, Any],
+    settings: Settings,
+    sources: Sequence[str] = KNOWN_SOURCES,
+    *,
+    provider: LLMProviderType | None = None,
 ) -> list[SourceRule]:
-    """The mode flag's rule for each source, in words; empty without a mode flag."""
+    """The mode flag's rule for each source in words, for `provider` (default: the
+    settings' default provider); empty without a mode flag."""
     key = settings.LLM_BATCHING_FLAG_KEY
     flag = (document.get("flags") or {}).get(key)
     if not isinstance(flag, Mapping):
         return []
-    default_provider = settings.DEFAULT_LLM_PROVIDER
+    default_provider = provider or settings.DEFAULT_LLM_PROVIDER
     rules = []
     for source in sources:
         outcome = _outcome(document, key, source, default_provider, REQUEST_TYPES[0])

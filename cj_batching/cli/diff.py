@@ -20,6 +20,7 @@ from cj_batching.cli._flag_file import FlagFile, load_flag_file
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.context import KNOWN_SOURCES, BatchContext
 from cj_batching.flag_summary import source_rules
+from cj_batching.modes import LLMProviderType
 from cj_batching.moves import Move, count_moves
 from cj_batching.settings import Settings
 from flags import Change, document_changes
@@ -97,13 +98,13 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     else:
-        provider = (contexts[0].provider or settings.DEFAULT_LLM_PROVIDER).value
+        provider = contexts[0].provider or settings.DEFAULT_LLM_PROVIDER
         write(
             f"{old.path} -> {new.path}: version {old.version} -> {new.version}",
             *_changes_text(changes),
-            *_rules_text(old.document, new.document, settings),
+            *_rules_text(old.document, new.document, settings, provider),
             f"moves over batch ids {_number(args.first_batch_id)}.."
-            f"{_number(args.first_batch_id + args.batches - 1)}, provider {provider}:",
+            f"{_number(args.first_batch_id + args.batches - 1)}, provider {provider.value}:",
             *(f"  {_moves_line(c.cj_source, args.batches, moves)}" for c in contexts),
         )
     return 0
@@ -113,12 +114,13 @@ def _contexts(args: argparse.Namespace) -> list[BatchContext]:
     """One context per requested source (validated up front: usage errors, not halfway)."""
     try:
         BatchContext(args.first_batch_id + args.batches - 1)  # the last id must be usable
-        return [
+        contexts = [
             BatchContext(args.first_batch_id, source, args.provider)
-            for source in dict.fromkeys(args.source or KNOWN_SOURCES)
+            for source in args.source or KNOWN_SOURCES
         ]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    return list({context.cj_source: context for context in contexts}.values())
 
 
 def _invalid(args: argparse.Namespace, flags: FlagFile) -> int:
@@ -155,9 +157,11 @@ def _changes_text(changes: list[Change]) -> list[str]:
     return lines
 
 
-def _rules_text(old: Mapping[str, Any], new: Mapping[str, Any], settings: Settings) -> list[str]:
-    before = {rule.source: rule.line() for rule in source_rules(old, settings)}
-    after = {rule.source: rule.line() for rule in source_rules(new, settings)}
+def _rules_text(
+    old: Mapping[str, Any], new: Mapping[str, Any], settings: Settings, provider: LLMProviderType
+) -> list[str]:
+    before = {rule.source: rule.line() for rule in source_rules(old, settings, provider=provider)}
+    after = {rule.source: rule.line() for rule in source_rules(new, settings, provider=provider)}
     lines = []
     for source in dict.fromkeys([*before, *after]):
         if before.get(source) != after.get(source):
@@ -166,7 +170,7 @@ def _rules_text(old: Mapping[str, Any], new: Mapping[str, Any], settings: Settin
             lines.append(f"    -> {new_rule}")
     if not lines:
         return ["rules per source: unchanged"]
-    header = f"rules that change (provider {settings.DEFAULT_LLM_PROVIDER.value}):"
+    header = f"rules that change (provider {provider.value}):"
     return [header, *lines]
 
 

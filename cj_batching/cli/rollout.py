@@ -101,12 +101,13 @@ def _contexts(args: argparse.Namespace) -> list[BatchContext]:
         raise UsageError(f"{option}: give at least one source, e.g. els,bos")
     try:
         BatchContext(args.first_batch_id + args.batches - 1)  # the last id must be usable
-        return [
+        contexts = [
             BatchContext(args.first_batch_id, name, args.provider, args.request_type)
-            for name in dict.fromkeys(names)
+            for name in names
         ]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    return list({context.cj_source: context for context in contexts}.values())
 
 
 def _declared(

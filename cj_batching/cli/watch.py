@@ -108,9 +108,11 @@ class _Printer:
 
     def rejected(self, details: EventDetails) -> None:
         # The event names the rejected version when the document got as far as having
-        # one; its message lists that version's problems (the start-up report carries
-        # none, so the provider's current problems stand in).
-        version = details.metadata.get("version")
+        # one; OpenFeature's report of a start in ERROR carries nothing, so the provider
+        # stands in (`rejected_version` comes with the flag-files work).
+        version = details.metadata.get("version") or getattr(
+            self._provider, "rejected_version", None
+        )
         problems = self._problems(details)
         serving = self._serving() if self._provider.document is not None else None
         kept = (
