@@ -51,12 +51,22 @@ def add_parser(commands: Any) -> None:
         metavar="S",
         help="a cj_source to count moves for (repeatable; default: els, bos, eng5_runner)",
     )
-    parser.add_argument("--provider", help="LLM provider (default: DEFAULT_LLM_PROVIDER)")
     parser.add_argument(
-        "--batches", type=batches_argument, default=10_000, help="how many ids (10000)"
+        "--provider", metavar="P", help="LLM provider (default: DEFAULT_LLM_PROVIDER)"
     )
     parser.add_argument(
-        "--first-batch-id", type=numeric_batch_id_argument, default=1, help="first id (1)"
+        "--batches",
+        type=batches_argument,
+        default=10_000,
+        metavar="N",
+        help="how many ids (10000)",
+    )
+    parser.add_argument(
+        "--first-batch-id",
+        type=numeric_batch_id_argument,
+        default=1,
+        metavar="K",
+        help="first id (1)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)

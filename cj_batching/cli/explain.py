@@ -32,12 +32,17 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--batch-id",
         required=True,
+        metavar="ID",
         type=batch_id_argument,
         help="CJ batch id, the targeting key: an integer (01 and 1 are the same batch) or "
         "an opaque id of letters, digits and _ . : -",
     )
-    parser.add_argument("--source", default="els", help="cj_source: els, bos, eng5_runner...")
-    parser.add_argument("--provider", help="LLM provider (default: DEFAULT_LLM_PROVIDER)")
+    parser.add_argument(
+        "--source", metavar="S", default="els", help="cj_source: els (default), bos, eng5_runner"
+    )
+    parser.add_argument(
+        "--provider", metavar="P", help="LLM provider (default: DEFAULT_LLM_PROVIDER)"
+    )
     parser.add_argument(
         "--override",
         type=mode_argument,
@@ -45,7 +50,10 @@ def add_parser(commands: Any) -> None:
         help="per-batch override (llm_batching_mode_override)",
     )
     parser.add_argument(
-        "--request-type", default="cj_comparison", help="cj_comparison (default) or cj_retry"
+        "--request-type",
+        metavar="T",
+        default="cj_comparison",
+        help="cj_comparison (default) or cj_retry",
     )
     add_flags_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")

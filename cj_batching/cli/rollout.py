@@ -38,19 +38,33 @@ def add_parser(commands: Any) -> None:
         "progress on stderr when it is a terminal.",
     )
     sources = parser.add_mutually_exclusive_group(required=True)
-    sources.add_argument("--source", help="one cj_source, e.g. els")
-    sources.add_argument("--sources", help="several, comma-separated: els,bos,eng5_runner")
-    parser.add_argument("--provider", help="LLM provider (default: DEFAULT_LLM_PROVIDER)")
+    sources.add_argument("--source", metavar="S", help="one cj_source, e.g. els")
+    sources.add_argument(
+        "--sources", metavar="S1,S2", help="several, comma-separated: els,bos,eng5_runner"
+    )
     parser.add_argument(
-        "--batches", type=batches_argument, default=10_000, help="how many ids (10000)"
+        "--provider", metavar="P", help="LLM provider (default: DEFAULT_LLM_PROVIDER)"
+    )
+    parser.add_argument(
+        "--batches",
+        type=batches_argument,
+        default=10_000,
+        metavar="N",
+        help="how many ids (10000)",
     )
     parser.add_argument(
         "--first-batch-id",
         type=numeric_batch_id_argument,
         default=1,
+        metavar="K",
         help="first id (1); 01 and 1 are the same batch",
     )
-    parser.add_argument("--request-type", default="cj_comparison", help="cj_comparison")
+    parser.add_argument(
+        "--request-type",
+        metavar="T",
+        default="cj_comparison",
+        help="cj_comparison (default) or cj_retry",
+    )
     add_flags_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
