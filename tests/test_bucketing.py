@@ -15,7 +15,7 @@ import pytest
 from openfeature.evaluation_context import EvaluationContext
 
 from cj_batching import LLMBatchingMode
-from flags import FlagdMemoryProvider, declared_fractions, load_document
+from flags import FlagdMemoryProvider, flag_outcome, load_document
 
 from .flagd_daemon_bucketing import bucket_variant, daemon_variant
 
@@ -75,7 +75,9 @@ def _els_context(batch_id: int) -> EvaluationContext:
 def arms() -> Counter[tuple[str, str]]:
     """(our arm, the daemon's arm) per ELS batch id 1..20 000 under the shipped flags.yaml."""
     document = load_document(ROOT / "flags.yaml")
-    weights = declared_fractions(document, FLAG_KEY, _els_context(1))
+    outcome = flag_outcome(document, FLAG_KEY, _els_context(1).attributes)
+    assert outcome is not None
+    weights = dict(outcome.weights)
     assert weights == {"provider_batch_api": 20, "serial_bundle": 80}
     provider = FlagdMemoryProvider(document)
     try:
