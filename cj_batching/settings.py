@@ -14,6 +14,7 @@ from pydantic_settings import SettingsError as _SourceError
 from cj_batching._text import short_repr
 from cj_batching.lps_models import DEFAULT_CALLBACK_TOPIC
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
+from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE, DedupMaxsize
 from flags import ProviderKind
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
@@ -79,6 +80,12 @@ class Settings(BaseSettings):
     LPS_MAX_RETRIES: int = Field(3, ge=0, le=100)
     LPS_MAX_CONCURRENCY: int = Field(50, ge=1, le=1000, description="Parallel POSTs at most.")
     LPS_AUTH_TOKEN: SecretStr | None = Field(None, description="Bearer token for LPS.")
+
+    RESULT_DEDUP_MAXSIZE: DedupMaxsize = Field(
+        DEFAULT_DEDUP_MAXSIZE,
+        description="Recent result event ids remembered, so a Kafka redelivery is counted "
+        "once (metrics and report).",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
