@@ -73,18 +73,21 @@ class CallbackSimulator:
         correlation_id: str | None = None,
         request_id: str | None = None,
         requested_at: datetime | None = None,
+        rng: random.Random | None = None,
     ) -> dict[str, Any]:
-        """The callback for one request carrying `metadata` (its mode picks the profile)."""
+        """The callback for one request carrying `metadata` (its mode picks the profile).
+
+        Its draws come from `rng`, else from a generator seeded with the metadata and
+        `correlation_id` (so the same request always gets the same callback).
+        """
         mode = str(metadata.get("cj_llm_batching_mode", "serial_bundle"))
         if mode == "provider_serial_bundle":
             mode = "serial_bundle"
         profile = self.profiles[mode]
         batch_id = str(metadata.get("cj_batch_id", ""))
-        key = ":".join(
-            str(metadata.get(name, ""))
-            for name in ("essay_a_id", "essay_b_id", "comparison_iteration")
-        )
-        rng = random.Random(f"{self.seed}:{batch_id}:{key}:{correlation_id}")
+        if rng is None:
+            key = json.dumps(dict(metadata), sort_keys=True, default=str)
+            rng = random.Random(f"{self.seed}:{key}:{correlation_id}")
         success_shift, latency_shift = self._shifts(batch_id)
         odds = _logit(profile.success_rate) + success_shift
         success = rng.random() < 1 / (1 + math.exp(-odds))
@@ -165,12 +168,14 @@ class CallbackSimulator:
     ) -> list[dict[str, Any]]:
         """The callbacks of one wave of `comparisons` comparisons of one batch."""
         sent = requested_at or self.start
+        rng = random.Random(f"{self.seed}:{batch_id}:{mode}:{source}:{decided_by}:{iteration}")
         return [
             self.callback_for(
                 request_metadata(
                     batch_id, mode, index, source=source, decided_by=decided_by, iteration=iteration
                 ),
                 requested_at=sent,
+                rng=rng,
             )
             for index in range(comparisons)
         ]

@@ -7,12 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cj_batching.cli import explain, rollout, serve_metrics, validate, watch
+from cj_batching.cli import explain, report, rollout, serve_metrics, validate, watch
 from cj_batching.cli._common import UsageError
 
 __all__ = ["main"]
 
-_COMMANDS = (explain, validate, rollout, watch, serve_metrics)
+_COMMANDS = (explain, validate, rollout, watch, serve_metrics, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -137,7 +137,7 @@ class ResultMetrics:
             self._failure()
             return False
         try:
-            if not self._recent_results.first_time(envelope.event_id):
+            if not self._recent_results.first_time(envelope.event_id.int):
                 self._duplicates.inc()
                 return False
             result = envelope.data

@@ -66,15 +66,7 @@ def parse_result_event(
     mapping. Never raises another exception type, whatever `raw` is.
     """
     try:
-        envelope = _parse_envelope(raw)
-        try:
-            result = LLMComparisonResultV1.model_validate(envelope.data)
-        except ValidationError as exc:
-            raise ResultEventError(
-                "invalid_data", _describe(exc, prefix="data"), event_id=envelope.event_id
-            ) from None
-        fields = {name: getattr(envelope, name) for name in _ENVELOPE_FIELDS}
-        return ResultEnvelope.model_construct(**fields, data=result)
+        return _parse(raw)
     except ResultEventError:
         raise
     except Exception as exc:  # a hostile Mapping can raise anything from its methods
@@ -83,27 +75,48 @@ def parse_result_event(
         ) from None
 
 
-def _parse_envelope(raw: object) -> _RawEnvelope:
+def _parse(raw: object) -> ResultEnvelope:
+    # A valid event takes one pass that makes both phases' checks at once (about a third
+    # faster than two, measured: docs/performance.md); only an event that fails it is
+    # parsed phase by phase, so that the error names the phase that failed.
     if isinstance(raw, bytes | bytearray | memoryview | str):
         size = raw.nbytes if isinstance(raw, memoryview) else len(raw)
         if size > MAX_EVENT_BYTES:
             raise ResultEventError(
                 "not_json", f"{size:,} bytes is more than the {MAX_EVENT_BYTES:,} an event may have"
             )
+        text = bytes(raw) if isinstance(raw, memoryview) else raw
         try:
-            return _RawEnvelope.model_validate_json(
-                bytes(raw) if isinstance(raw, memoryview) else raw
-            )
+            return ResultEnvelope.model_validate_json(text)
+        except ValidationError:
+            pass
+        try:
+            envelope = _RawEnvelope.model_validate_json(text)
         except ValidationError as exc:
             raise _envelope_error(exc) from None
-    if isinstance(raw, Mapping):
+    elif isinstance(raw, Mapping):
+        value = raw if isinstance(raw, dict) else dict(raw)
         try:
-            return _RawEnvelope.model_validate(raw if isinstance(raw, dict) else dict(raw))
+            return ResultEnvelope.model_validate(value)
+        except ValidationError:
+            pass
+        try:
+            envelope = _RawEnvelope.model_validate(value)
         except ValidationError as exc:
             raise _envelope_error(exc) from None
-    raise ResultEventError(
-        "not_json", f"expected bytes, str or a mapping, got {type(raw).__name__}"
-    )
+    else:
+        raise ResultEventError(
+            "not_json", f"expected bytes, str or a mapping, got {type(raw).__name__}"
+        )
+    try:
+        result = LLMComparisonResultV1.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise ResultEventError(
+            "invalid_data", _describe(exc, prefix="data"), event_id=envelope.event_id
+        ) from None
+    # Valid phase by phase (JSON and Python validation differ in corner cases): accept.
+    fields = {name: getattr(envelope, name) for name in _ENVELOPE_FIELDS}
+    return ResultEnvelope.model_construct(**fields, data=result)
 
 
 def _envelope_error(exc: ValidationError) -> ResultEventError:
