@@ -26,6 +26,8 @@ from cj_batching.report.statistics import DEFAULT_REPLICATES, DEFAULT_SEED
 
 __all__ = ["add_parser", "run"]
 
+_OPTION_OF = {"sources": "--source", "dedup_maxsize": "CJ_ASSESSMENT_SERVICE_RESULT_DEDUP_MAXSIZE"}
+
 _EPILOG = """\
 Export the callback topic first, one JSON envelope per line:
   kcat -C -b BROKER -t huleedu.llm_provider.comparison_result.v1 -e > results.jsonl
@@ -133,7 +135,8 @@ def _options(args: argparse.Namespace) -> ReportOptions:
         )
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        option = f"--{error['loc'][0]}" if error["loc"] else "--since/--until"
+        field = str(error["loc"][0]) if error["loc"] else ""
+        option = _OPTION_OF.get(field, f"--{field}") if field else "--since/--until"
         message = str(error["msg"]).removeprefix("Value error, ")
         shown = f"{short_repr(error['input'])}: " if error["loc"] else ""
         raise UsageError(f"{option}: {shown}{message}") from None

@@ -15,6 +15,7 @@ from cj_batching.modes import LLMBatchingMode
 from cj_batching.resolution import DECIDED_BY
 from cj_batching.results import (
     OTHER_ERROR,
+    OUTCOMES,
     REASONS,
     SUCCESS,
     UNKNOWN,
@@ -93,8 +94,10 @@ class ResultMetrics:
             "Redelivered result events (an event_id seen recently), not counted again.",
         )
         self._results_family = results
-        # Success and other_error exist from 0 for every arm, so an error ratio per arm
-        # reads 0 (not "no data") before the first error; the other codes appear on use.
+        # Series exist from 0, so rate() counts the first result of each (a series born
+        # at 1 loses it) and an error ratio reads 0, not "no data", before the first
+        # error: every outcome for the randomised (flag-decided) arms the live experiment
+        # view compares, success and other_error for the rest; other codes on first use.
         self._results: dict[_ResultKey, Counter] = {
             (mode.value, decided_by, source, outcome): results.labels(
                 mode.value, decided_by, source, outcome
@@ -102,7 +105,7 @@ class ResultMetrics:
             for mode in LLMBatchingMode
             for decided_by in _DECIDED_BY_LABELS
             for source in SOURCE_LABELS
-            for outcome in (SUCCESS, OTHER_ERROR)
+            for outcome in (OUTCOMES if decided_by == "flag" else (SUCCESS, OTHER_ERROR))
         }
         for outcome in (SUCCESS, OTHER_ERROR):
             key = (UNKNOWN, UNKNOWN, source_label(UNKNOWN), outcome)
