@@ -63,7 +63,7 @@ def test_replicate_medians_equal_a_brute_force_weighted_median(
         response_ms=values[order],
         response_batch=batch_of[order],
     )
-    draws = rng.integers(0, batches, size=(40, batches))
+    draws = rng.integers(0, batches, size=(40, batches), dtype=np.int32)
     counts = stats._draw_counts(draws, batches)
     medians = stats._MedianFinder(sample)(counts, draws, counts @ sample.sizes)
     for row in range(len(draws)):

@@ -40,7 +40,7 @@ DEFAULT_SEED: Final = 20260202
 MIN_BATCHES_FOR_INTERVAL: Final = 2
 """Below this many batches an arm gets no interval: resampling one batch shows nothing."""
 
-_CELLS_PER_CHUNK: Final = 4_000_000  # replicates x batches per resampling matrix (32 MB)
+_CELLS_PER_CHUNK: Final = 1_000_000  # replicates x batches per resampling matrix (8 MB)
 _WINDOW: Final = 0.15  # the median of a replicate is looked for within q 0.35..0.65 first
 
 
@@ -112,7 +112,7 @@ def bootstrap(sample: ArmSample, *, replicates: int, seed: int) -> Replicates | 
     # spreads over threads, and on a busy machine that was several times slower.
     for start in range(0, replicates, chunk):
         rows = min(chunk, replicates - start)
-        draws = rng.integers(0, batches, size=(rows, batches))
+        draws = rng.integers(0, batches, size=(rows, batches), dtype=np.int32)
         totals = sample.sizes[draws].sum(axis=1)
         rates[start : start + rows] = sample.successes[draws].sum(axis=1) / totals
         costs[start : start + rows] = sample.cost[draws].sum(axis=1) / totals
@@ -128,7 +128,7 @@ def interval(values: npt.NDArray[np.float64]) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _draw_counts(draws: npt.NDArray[np.int64], batches: int) -> npt.NDArray[np.int64]:
+def _draw_counts(draws: npt.NDArray[np.int32], batches: int) -> npt.NDArray[np.int64]:
     """How often each batch was drawn, per replicate (row)."""
     import numpy as np
 
@@ -160,7 +160,7 @@ class _MedianFinder:
     def __call__(
         self,
         counts: npt.NDArray[np.int64],
-        draws: npt.NDArray[np.int64],
+        draws: npt.NDArray[np.int32],
         totals: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.float64]:
         """One median per replicate (row): `counts` how often each batch was drawn,

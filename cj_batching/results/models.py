@@ -100,13 +100,17 @@ class LLMComparisonResultV1(BaseModel):
 
     @model_validator(mode="after")
     def _success_or_error(self) -> LLMComparisonResultV1:
-        missing = [name for name in _SUCCESS_FIELDS if getattr(self, name) is None]
-        if self.error_detail is None and missing:
-            raise ValueError(
-                f"a success needs winner, justification and confidence (missing: "
-                f"{', '.join(missing)}); an error needs error_detail"
-            )
-        if self.error_detail is not None and len(missing) < len(_SUCCESS_FIELDS):
+        # Written out rather than looped: this runs for every result a report reads.
+        if self.error_detail is None:
+            if self.winner is None or self.justification is None or self.confidence is None:
+                missing = [name for name in _SUCCESS_FIELDS if getattr(self, name) is None]
+                raise ValueError(
+                    f"a success needs winner, justification and confidence (missing: "
+                    f"{', '.join(missing)}); an error needs error_detail"
+                )
+        elif (
+            self.winner is not None or self.justification is not None or self.confidence is not None
+        ):
             raise ValueError(
                 "an error result (error_detail set) may not carry winner, justification "
                 "or confidence: a result is a success or an error, not both"
