@@ -1,8 +1,9 @@
 """`ReportBuilder`: result events in, one pass, bounded state per arm and batch, a report out.
 
 Nothing of an event is kept but what the statistics need: per result its response
-time, turnaround and batch (10 bytes, in typed arrays), per batch its size, successes
-and cost. Bad lines are counted (the first few kept with their position), redelivered
+time, turnaround and batch (12 bytes, in typed arrays), per batch its size, successes,
+cost and where it is filed (a few hundred bytes), plus the bounded window of recent
+event ids. Bad lines are counted (the first few kept with their position), redelivered
 events counted once, and nothing a file contains can stop the report.
 """
 

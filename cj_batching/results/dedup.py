@@ -15,7 +15,7 @@ DEFAULT_DEDUP_MAXSIZE: Final = 100_000
 """Ids remembered by default: Kafka redelivers what a consumer had not committed when it
 restarted or lost its partitions, typically far fewer messages than this."""
 DEDUP_MAXSIZE: Final = 10_000_000
-"""The most ids one memory may hold (memory per id: docs/performance.md)."""
+"""The most ids one memory may hold (the memory an id takes: docs/performance.md)."""
 
 DedupMaxsize = Annotated[int, Field(ge=1, le=DEDUP_MAXSIZE)]
 """The setting's type: 1..DEDUP_MAXSIZE ids."""
