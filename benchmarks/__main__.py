@@ -26,6 +26,7 @@ BENCHMARKS: Final = {
     "reload": "flag file edit to first new answer: ours vs openfeature-provider-flagd FILE mode",
     "distinct_ids": "1 000 000 distinct batch ids: cache size and RSS growth",
     "lps": "perform_comparisons of 2 000 tasks vs plain httpx posts to a loopback LPS",
+    "guard": "rollout guard: observe() per result vs a counter inc, diverts() vs dict.get",
     "report": "cj-batching report over 1 000 000 result events vs json.loads; peak RSS growth",
 }
 

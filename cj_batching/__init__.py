@@ -1,12 +1,13 @@
 """Runtime-configurable LLM batching mode control for the CJ Assessment Service.
 
 Resolution chain: per-batch override, then the OpenFeature flag, then the env default,
-with a provider guardrail for `provider_batch_api`.
+with a provider guardrail for `provider_batch_api` and a rollout guard for flag arms.
 """
 
 from cj_batching.configure import DOMAIN, configure, provider_for
 from cj_batching.context import BatchContext
 from cj_batching.flag_checks import batching_flag_checks
+from cj_batching.guard import ArmResult, GuardPolicy, GuardTrip, RolloutGuard
 from cj_batching.interaction import (
     BatchSubmission,
     ComparisonSubmission,
@@ -38,6 +39,7 @@ from cj_batching.settings import Settings, SettingsError
 
 __all__ = [
     "DOMAIN",
+    "ArmResult",
     "BatchConfigOverrides",
     "BatchContext",
     "BatchSubmission",
@@ -46,6 +48,8 @@ __all__ = [
     "ComparisonSubmission",
     "ComparisonTask",
     "ExperimentReport",
+    "GuardPolicy",
+    "GuardTrip",
     "LLMBatchingMode",
     "LLMComparisonRequest",
     "LLMComparisonResultV1",
@@ -62,6 +66,7 @@ __all__ = [
     "ResultArm",
     "ResultEnvelope",
     "ResultEventError",
+    "RolloutGuard",
     "Settings",
     "SettingsError",
     "batching_flag_checks",

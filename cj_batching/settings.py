@@ -12,9 +12,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
 from cj_batching._text import short_repr
+from cj_batching.bounds import (
+    GuardAlpha,
+    GuardErrorRateIncrease,
+    GuardMinResults,
+    GuardWaveMemory,
+    ResultDedupMaxsize,
+)
 from cj_batching.lps_models import DEFAULT_CALLBACK_TOPIC
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
-from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE, DedupMaxsize
+from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE
 from flags import ProviderKind
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
@@ -81,7 +88,24 @@ class Settings(BaseSettings):
     LPS_MAX_CONCURRENCY: int = Field(50, ge=1, le=1000, description="Parallel POSTs at most.")
     LPS_AUTH_TOKEN: SecretStr | None = Field(None, description="Bearer token for LPS.")
 
-    RESULT_DEDUP_MAXSIZE: DedupMaxsize = Field(
+    # The rollout guard: flag metadata guard_* keys override these per flag set version.
+    GUARD_ENABLED: bool = Field(
+        True, description="Guard flag rollouts: pull a failing arm back to the control mode."
+    )
+    GUARD_MAX_ERROR_RATE_INCREASE: GuardErrorRateIncrease = Field(
+        0.05, description="Largest tolerated error-rate increase of an arm over the control."
+    )
+    GUARD_MIN_RESULTS: GuardMinResults = Field(
+        200, description="Results the arm and the control each need before the guard may trip."
+    )
+    GUARD_ALPHA: GuardAlpha = Field(
+        0.01, description="Bound on the chance of tripping an arm no worse than the control."
+    )
+    GUARD_WAVE_MEMORY: GuardWaveMemory = Field(
+        50_000, description="Waves remembered to measure failures that come in bundles."
+    )
+
+    RESULT_DEDUP_MAXSIZE: ResultDedupMaxsize = Field(
         DEFAULT_DEDUP_MAXSIZE,
         description="Recent result event ids remembered, so a Kafka redelivery is counted "
         "once (metrics and report).",

@@ -4,6 +4,7 @@ Knows nothing about batching: any flagd document, any flag.
 """
 
 from flags.binding import bind_provider
+from flags.evaluation import EVALUATION_TIMEOUT, FlagAnswer, FlagEvaluator
 from flags.evaluator import FlagdEvaluatingProvider, evaluates_in_process
 from flags.factory import PROVIDER_KINDS, ProviderKind, make_provider
 from flags.file_provider import FlagdFileProvider
@@ -21,10 +22,13 @@ from flags.memory_provider import FlagdMemoryProvider
 from flags.validation import Problem, validate_document
 
 __all__ = [
+    "EVALUATION_TIMEOUT",
     "MAX_DOCUMENT_BYTES",
     "PROVIDER_KINDS",
     "DocumentCheck",
     "DocumentError",
+    "FlagAnswer",
+    "FlagEvaluator",
     "FlagdEvaluatingProvider",
     "FlagdFileProvider",
     "FlagdMemoryProvider",

@@ -49,7 +49,7 @@ def test_split_matches_the_declared_weights(
     sigma = math.sqrt(expected * (1 - expected) / 20000)
     assert abs(observed - expected) < 5 * sigma
     assert modes["provider_batch_api"]["count"] + modes["serial_bundle"]["count"] == 20000
-    assert result["decided_by"] == {"override": 0, "flag": 20000, "default": 0}
+    assert result["decided_by"] == {"override": 0, "flag": 20000, "default": 0, "guard": 0}
 
 
 def test_json_shape_for_several_sources(capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,7 +84,7 @@ def test_json_shape_for_several_sources(capsys: pytest.CaptureFixture[str]) -> N
         assert math.isclose(sum(m["share"] for m in modes.values()), 1.0)
     bos, eng5 = results[1], results[2]
     assert bos["declared_weights"] is None
-    assert bos["decided_by"] == {"override": 0, "flag": 0, "default": 500}
+    assert bos["decided_by"] == {"override": 0, "flag": 0, "default": 500, "guard": 0}
     assert eng5["modes"]["provider_batch_api"]["count"] == 500  # type: ignore[index]
 
 

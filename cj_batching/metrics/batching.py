@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from cj_batching.metrics._families import FailureGuard, register_all
+from cj_batching.metrics.guard import GuardMetrics
 from cj_batching.metrics.resolution import ResolutionMetrics
 from cj_batching.metrics.results import ResultMetrics
 from cj_batching.metrics.submission import SubmissionMetrics
@@ -13,7 +14,7 @@ from cj_batching.results import DEFAULT_DEDUP_MAXSIZE, RecentIds
 __all__ = ["BatchingMetrics"]
 
 
-class BatchingMetrics(SubmissionMetrics, ResolutionMetrics, ResultMetrics):
+class BatchingMetrics(SubmissionMetrics, ResolutionMetrics, GuardMetrics, ResultMetrics):
     """The CJ batching metrics on one registry (default: the global one).
 
     Each base class is one concept (its module says which families); this class only
@@ -35,6 +36,7 @@ class BatchingMetrics(SubmissionMetrics, ResolutionMetrics, ResultMetrics):
         families = [
             *self._submission_families(),
             *self._resolution_families(),
+            *self._guard_families(),
             *self._result_families(),
         ]
         register_all(REGISTRY if registry is None else registry, families)

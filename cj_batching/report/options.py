@@ -6,16 +6,15 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cj_batching.bounds import MAX_REPLICATES, MIN_REPLICATES, ReportReplicates, ResultDedupMaxsize
 from cj_batching.modes import LLMBatchingMode
 from cj_batching.report.statistics import DEFAULT_REPLICATES, DEFAULT_SEED
-from cj_batching.results import DEFAULT_DEDUP_MAXSIZE, DedupMaxsize
+from cj_batching.results import DEFAULT_DEDUP_MAXSIZE
 from cj_batching.results.models import Timestamp
 from cj_batching.settings import Settings
 
 __all__ = ["MAX_REPLICATES", "MIN_REPLICATES", "ReportOptions"]
 
-MIN_REPLICATES: Final = 100
-MAX_REPLICATES: Final = 100_000
 _ENV_DEFAULT_MODE: Final[LLMBatchingMode] = Settings.model_fields["LLM_BATCHING_MODE"].default
 
 
@@ -35,9 +34,9 @@ class ReportOptions(BaseModel):
     sources: frozenset[str] | None = None
     since: Timestamp | None = None
     until: Timestamp | None = None
-    replicates: Annotated[int, Field(ge=MIN_REPLICATES, le=MAX_REPLICATES)] = DEFAULT_REPLICATES
+    replicates: ReportReplicates = DEFAULT_REPLICATES
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = DEFAULT_SEED
-    dedup_maxsize: DedupMaxsize = DEFAULT_DEDUP_MAXSIZE
+    dedup_maxsize: ResultDedupMaxsize = DEFAULT_DEDUP_MAXSIZE
     bad_line_examples: Annotated[int, Field(ge=0, le=1000)] = 5
 
     @field_validator("sources", mode="before")

@@ -6,7 +6,7 @@ result's experiment arm is known (`ResultArm`).
 """
 
 from cj_batching.results.arm import UNKNOWN, ResultArm, arm_of
-from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE, DedupMaxsize, RecentIds
+from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE, RecentIds
 from cj_batching.results.models import (
     ErrorDetail,
     LLMComparisonResultV1,
@@ -37,7 +37,6 @@ __all__ = [
     "REASONS",
     "SUCCESS",
     "UNKNOWN",
-    "DedupMaxsize",
     "ErrorDetail",
     "LLMComparisonResultV1",
     "RecentIds",

@@ -5,20 +5,15 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Hashable
-from typing import Annotated, Final
+from typing import Final
 
-from pydantic import Field
+from cj_batching.bounds import MAX_RESULT_DEDUP_SIZE
 
-__all__ = ["DEDUP_MAXSIZE", "DEFAULT_DEDUP_MAXSIZE", "DedupMaxsize", "RecentIds"]
+__all__ = ["DEFAULT_DEDUP_MAXSIZE", "RecentIds"]
 
 DEFAULT_DEDUP_MAXSIZE: Final = 100_000
 """Ids remembered by default: Kafka redelivers what a consumer had not committed when it
 restarted or lost its partitions, typically far fewer messages than this."""
-DEDUP_MAXSIZE: Final = 10_000_000
-"""The most ids one memory may hold (the memory an id takes: docs/performance.md)."""
-
-DedupMaxsize = Annotated[int, Field(ge=1, le=DEDUP_MAXSIZE)]
-"""The setting's type: 1..DEDUP_MAXSIZE ids."""
 
 
 class RecentIds:
@@ -31,8 +26,8 @@ class RecentIds:
     def __init__(self, maxsize: int = DEFAULT_DEDUP_MAXSIZE) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
             raise TypeError(f"maxsize: {maxsize!r} must be an int")
-        if not 1 <= maxsize <= DEDUP_MAXSIZE:
-            raise ValueError(f"maxsize: {maxsize} must be in 1..{DEDUP_MAXSIZE}")
+        if not 1 <= maxsize <= MAX_RESULT_DEDUP_SIZE:  # the bound of ResultDedupMaxsize
+            raise ValueError(f"maxsize: {maxsize} must be in 1..{MAX_RESULT_DEDUP_SIZE}")
         self.maxsize = maxsize
         # A set for membership and a deque for the order of arrival: both O(1), where a
         # dict's "pop the oldest" degrades as deleted slots pile up at its front.

@@ -128,6 +128,20 @@ SETTINGS_CASES = [
     Bad("LPS_MAX_CONCURRENCY", 0, "greater than or equal to 1"),
     Bad("LPS_MAX_CONCURRENCY", 1001, "less than or equal to 1000"),
     Bad("LPS_AUTH_TOKEN", 5, "valid string"),
+    Bad("GUARD_ENABLED", "maybe", "valid boolean"),
+    Bad("GUARD_ENABLED", None, "valid boolean"),
+    Bad("GUARD_MAX_ERROR_RATE_INCREASE", 0, "greater than 0"),
+    Bad("GUARD_MAX_ERROR_RATE_INCREASE", 1, "less than 1"),
+    Bad("GUARD_MAX_ERROR_RATE_INCREASE", math.nan, "less than 1"),
+    Bad("GUARD_MAX_ERROR_RATE_INCREASE", "5 %", "valid number"),
+    Bad("GUARD_MIN_RESULTS", 9, "greater than or equal to 10"),
+    Bad("GUARD_MIN_RESULTS", 10_000_001, "less than or equal to 10000000"),
+    Bad("GUARD_MIN_RESULTS", 200.5, "fractional part"),
+    Bad("GUARD_ALPHA", 0, "greater than 0"),
+    Bad("GUARD_ALPHA", 0.5, "less than or equal to 0.2"),
+    Bad("GUARD_ALPHA", math.inf, "less than or equal to 0.2"),
+    Bad("GUARD_WAVE_MEMORY", 0, "greater than or equal to 1"),
+    Bad("GUARD_WAVE_MEMORY", 10_000_001, "less than or equal to 10000000"),
 ]
 SECRETS = {"FLAGS_OFREP_TOKEN", "LPS_AUTH_TOKEN"}
 

@@ -1,0 +1,136 @@
+"""`BatchingModeResolver`: the cached resolution chain, kept in step with the flags."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from openfeature.client import OpenFeatureClient
+from openfeature.event import EventDetails, ProviderEvent
+from openfeature.provider import ProviderStatus
+
+from cj_batching.context import BatchContext
+from cj_batching.metrics import BatchingMetrics
+from cj_batching.resolution import Resolution
+from cj_batching.resolver.cache import ResolutionCache
+from cj_batching.resolver.chain import ResolutionChain
+from cj_batching.resolver.trouble import FlagTrouble
+from cj_batching.settings import Settings
+from flags.evaluation import FlagEvaluator
+
+__all__ = ["BatchingModeResolver"]
+
+_log = logging.getLogger("cj_batching.resolver")
+
+
+class BatchingModeResolver:
+    """Resolves a batch's batching mode; thread-safe, cached, never raises for flags.
+
+    Answers are cached per (batch id, source, provider, request type, override) for
+    `RESOLUTION_CACHE_TTL_SECONDS`, and the cache is dropped whenever the client's
+    provider announces new flags, so an edit applies to the next resolution.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: OpenFeatureClient,
+        *,
+        metrics: BatchingMetrics | None = None,
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._evaluator = FlagEvaluator(
+            client, timeout_seconds=settings.FLAGS_EVALUATION_TIMEOUT_SECONDS
+        )
+        self._trouble = FlagTrouble(metrics)
+        self._chain = ResolutionChain(settings, self._evaluator, self._trouble)
+        self._cache = ResolutionCache(
+            settings.RESOLUTION_CACHE_MAXSIZE, settings.RESOLUTION_CACHE_TTL_SECONDS
+        )
+        # New flags (or a provider back from an error) make every cached answer suspect.
+        # OpenFeature also calls the READY handler when it is registered on a ready
+        # provider, later, on its event thread: that echo must not wipe the answers
+        # cached meanwhile, so READY clears only after ERROR/STALE or a start not ready.
+        self._degraded = client.get_provider_status() is not ProviderStatus.READY
+        self._handlers = {
+            ProviderEvent.PROVIDER_CONFIGURATION_CHANGED: self._on_flags_changed,
+            ProviderEvent.PROVIDER_READY: self._on_ready,
+            ProviderEvent.PROVIDER_ERROR: self._on_degraded,
+            ProviderEvent.PROVIDER_STALE: self._on_degraded,
+        }
+        for event, handler in self._handlers.items():
+            client.add_handler(event, handler)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this resolver falls back to."""
+        return self._settings
+
+    @property
+    def client(self) -> OpenFeatureClient:
+        """The OpenFeature client the flags are evaluated on."""
+        return self._evaluator.client
+
+    def resolve(self, context: BatchContext) -> Resolution:
+        """The batch's resolution: cached, else decided through the chain."""
+        resolution = self._cache.get(context.cache_key)
+        return resolution if resolution is not None else self._resolve_fresh(context)
+
+    async def aresolve(self, context: BatchContext) -> Resolution:
+        """`resolve` for async code: remote providers are evaluated off the event loop."""
+        resolution = self._cache.get(context.cache_key)
+        if resolution is not None:
+            return resolution
+        if self._evaluator.in_process:
+            return self._resolve_fresh(context)
+        return await asyncio.to_thread(self._resolve_fresh, context)
+
+    def resolve_uncached(self, context: BatchContext) -> Resolution:
+        """Decide through the chain without reading or filling the cache (for previews
+        such as `cj-batching rollout`, where every batch id is evaluated once)."""
+        resolution = self._chain.decide(context)
+        self._record(resolution, context)
+        return resolution
+
+    def clear_cache(self) -> None:
+        """Forget every cached resolution (new flags apply to the next resolve)."""
+        self._cache.clear()
+
+    def close(self) -> None:
+        """Stop listening to flag events and release the evaluation threads (idempotent)."""
+        handlers, self._handlers = self._handlers, {}
+        for event, handler in handlers.items():
+            self.client.remove_handler(event, handler)
+        self._evaluator.close()
+
+    def _on_ready(self, _details: EventDetails) -> None:
+        if self._degraded:
+            self._degraded = False
+            self.clear_cache()
+
+    def _on_degraded(self, _details: EventDetails) -> None:
+        self._degraded = True
+
+    def _on_flags_changed(self, _details: EventDetails) -> None:
+        self.clear_cache()
+        self._trouble.forget()
+
+    def _resolve_fresh(self, context: BatchContext) -> Resolution:
+        # A flag change while we evaluate bumps the generation: then `put` drops an
+        # answer that may come from the old flags.
+        generation = self._cache.generation
+        resolution = self.resolve_uncached(context)
+        self._cache.put(context.cache_key, resolution, generation)
+        return resolution
+
+    def _record(self, resolution: Resolution, context: BatchContext) -> None:
+        if self._metrics is not None:
+            self._metrics.record_resolution(resolution, context.cj_source)
+            if resolution.guardrail_applied:
+                self._metrics.record_guardrail_downgrade(resolution.llm_provider)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "batching mode resolved",
+                extra={"cj_batch_id": context.batch_key, **resolution.log_extra()},
+            )
