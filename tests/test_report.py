@@ -182,10 +182,12 @@ def test_override_and_default_results_are_listed_apart() -> None:
     events = rollout(40)
     events += simulator().batch(900, "provider_batch_api", decided_by="override")
     events += simulator().batch(901, "serial_bundle", decided_by="default")
+    events += simulator().batch(902, "serial_bundle", decided_by="guard")
     report = build(events)
     assert {(a.mode, a.decided_by) for a in report.listed_apart} == {
         ("provider_batch_api", "override"),
         ("serial_bundle", "default"),
+        ("serial_bundle", "guard"),
     }
     assert all(c.mode != "serial_bundle" for c in report.versus_control)
 

@@ -33,7 +33,8 @@ Export the callback topic first, one JSON envelope per line:
   kcat -C -b BROKER -t huleedu.llm_provider.comparison_result.v1 -e > results.jsonl
 
 Only randomised batches are compared: arms are compared among results whose mode the
-flag decided (decided_by=flag); override- and default-decided results are listed apart.
+flag decided (decided_by=flag); override-, default- and guard-decided results are
+listed apart.
 Intervals are 95% percentile intervals of a cluster bootstrap over batches (the batch is
 the unit of randomisation). Exit status: 0 a report, 1 no usable result, 2 usage error.
 """

@@ -378,7 +378,7 @@ def _compare(
     )
 
 
-_DECIDED_ORDER: Final = {"flag": 0, "override": 1, "default": 2, UNKNOWN: 3}
+_DECIDED_ORDER: Final = {"flag": 0, "override": 1, "guard": 2, "default": 3, UNKNOWN: 4}
 _MODE_ORDER: Final = {"serial_bundle": 0, "per_request": 1, "provider_batch_api": 2, UNKNOWN: 3}
 
 

@@ -27,7 +27,7 @@ __all__ = [
 Interval = tuple[float, float]
 RANDOMISED_NOTE: Final = (
     "Only randomised batches are compared: arms are compared among results whose mode "
-    "the flag decided (decided_by=flag); override- and default-decided results are "
+    "the flag decided (decided_by=flag); override-, default- and guard-decided results are "
     "listed apart and never mixed into a comparison."
 )
 
