@@ -5,6 +5,7 @@ from __future__ import annotations
 from openfeature.provider import FeatureProvider
 
 from cj_batching.flag_checks import batching_flag_checks
+from cj_batching.guard import RolloutGuard
 from cj_batching.metrics import BatchingMetrics
 from cj_batching.resolver import BatchingModeResolver
 from cj_batching.settings import Settings
@@ -41,7 +42,8 @@ def configure(
     metrics: BatchingMetrics | None = None,
     domain: str = DOMAIN,
 ) -> BatchingModeResolver:
-    """Build the provider `settings` name, bind it to `domain`, return a resolver on it.
+    """Build the provider `settings` name, bind it to `domain`, return a resolver on it,
+    with a `RolloutGuard` reporting to `metrics` unless `GUARD_ENABLED` is false.
 
     Never raises because of flags: a provider that cannot start (say the flag file is
     missing) stays bound in ERROR and every resolution falls back to the env default
@@ -49,4 +51,5 @@ def configure(
     """
     settings = Settings() if settings is None else settings
     client = bind_provider(provider_for(settings), domain)
-    return BatchingModeResolver(settings, client, metrics=metrics)
+    guard = RolloutGuard(settings, metrics=metrics) if settings.GUARD_ENABLED else None
+    return BatchingModeResolver(settings, client, metrics=metrics, guard=guard)

@@ -200,18 +200,19 @@ class RolloutGuard:
                 for arm, tally in self._experiment.tallies.items()
             }
 
-    def observe(self, result: ArmResult) -> None:
+    def observe(self, result: ArmResult) -> tuple[GuardTrip, ...]:
         """Count one comparison result (only flag-decided results count); trip the arm
-        when the evidence says it regressed. Never raises."""
+        when the evidence says it regressed. Returns the arms this result tripped (the
+        resolver then drops its cached resolutions). Never raises."""
         trips: list[GuardTrip] = []
         try:
             if result.decided_by != "flag":
-                return
+                return ()
             with self._lock:
                 experiment = self._experiment
                 policy = experiment.policy
                 if not policy.enabled:
-                    return
+                    return ()
                 trips = experiment.add(result, self._tripped)
                 for trip in trips:
                     self._tripped[trip.cj_source, trip.mode] = trip
@@ -220,8 +221,10 @@ class RolloutGuard:
                         self._metrics.record_guard_trip(trip.mode, trip.cj_source)
         except Exception:
             self._internal_failure()
+            return ()
         for trip in trips:
             _announce(trip, policy)
+        return tuple(trips)
 
     def use_flag_set(
         self, version: str | None, flag_metadata: Mapping[str, object] | None = None

@@ -10,6 +10,7 @@ from openfeature.event import EventDetails, ProviderEvent
 from openfeature.provider import ProviderStatus
 
 from cj_batching.context import BatchContext
+from cj_batching.guard import RolloutGuard
 from cj_batching.metrics import BatchingMetrics
 from cj_batching.resolution import Resolution
 from cj_batching.resolver.cache import ResolutionCache
@@ -26,9 +27,10 @@ _log = logging.getLogger("cj_batching.resolver")
 class BatchingModeResolver:
     """Resolves a batch's batching mode; thread-safe, cached, never raises for flags.
 
-    Answers are cached per (batch id, source, provider, request type, override) for
-    `RESOLUTION_CACHE_TTL_SECONDS`, and the cache is dropped whenever the client's
-    provider announces new flags, so an edit applies to the next resolution.
+    Answers are cached per (batch id, source, provider, request type, override, pin)
+    for `RESOLUTION_CACHE_TTL_SECONDS`, and the cache is dropped whenever the client's
+    provider announces new flags or the rollout `guard` trips an arm, so either applies
+    to the next resolution.
     """
 
     def __init__(
@@ -37,14 +39,16 @@ class BatchingModeResolver:
         client: OpenFeatureClient,
         *,
         metrics: BatchingMetrics | None = None,
+        guard: RolloutGuard | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._guard = guard
         self._evaluator = FlagEvaluator(
             client, timeout_seconds=settings.FLAGS_EVALUATION_TIMEOUT_SECONDS
         )
         self._trouble = FlagTrouble(metrics)
-        self._chain = ResolutionChain(settings, self._evaluator, self._trouble)
+        self._chain = ResolutionChain(settings, self._evaluator, self._trouble, guard)
         self._cache = ResolutionCache(
             settings.RESOLUTION_CACHE_MAXSIZE, settings.RESOLUTION_CACHE_TTL_SECONDS
         )
@@ -66,6 +70,11 @@ class BatchingModeResolver:
     def settings(self) -> Settings:
         """The settings this resolver falls back to."""
         return self._settings
+
+    @property
+    def guard(self) -> RolloutGuard | None:
+        """The rollout guard consulted on every fresh resolution (None: no guard)."""
+        return self._guard
 
     @property
     def client(self) -> OpenFeatureClient:
