@@ -25,8 +25,16 @@ from cj_batching.overrides import (
     get_effective_batching_mode,
     overrides_from_envelope_metadata,
 )
+from cj_batching.report import ExperimentReport, ReportBuilder, ReportOptions
 from cj_batching.resolution import Resolution
 from cj_batching.resolver import BatchingModeResolver
+from cj_batching.results import (
+    LLMComparisonResultV1,
+    ResultArm,
+    ResultEnvelope,
+    ResultEventError,
+    parse_result_event,
+)
 from cj_batching.settings import Settings, SettingsError
 
 __all__ = [
@@ -39,10 +47,12 @@ __all__ = [
     "BatchingModeResolver",
     "ComparisonSubmission",
     "ComparisonTask",
+    "ExperimentReport",
     "GuardPolicy",
     "GuardTrip",
     "LLMBatchingMode",
     "LLMComparisonRequest",
+    "LLMComparisonResultV1",
     "LLMConfigOverrides",
     "LLMInteraction",
     "LLMProviderType",
@@ -50,7 +60,12 @@ __all__ = [
     "LPSError",
     "MetricsServer",
     "QueuedComparison",
+    "ReportBuilder",
+    "ReportOptions",
     "Resolution",
+    "ResultArm",
+    "ResultEnvelope",
+    "ResultEventError",
     "RolloutGuard",
     "Settings",
     "SettingsError",
@@ -61,6 +76,7 @@ __all__ = [
     "overrides_from_envelope_metadata",
     "parse_mode",
     "parse_provider",
+    "parse_result_event",
     "provider_for",
     "serve_metrics",
 ]

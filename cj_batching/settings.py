@@ -22,9 +22,11 @@ from cj_batching.bounds import (
     GuardErrorRateIncrease,
     GuardMinResults,
     GuardWaveMemory,
+    ResultDedupMaxsize,
 )
 from cj_batching.lps_models import DEFAULT_CALLBACK_TOPIC
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
+from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE
 from flags import ProviderKind
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
@@ -107,6 +109,12 @@ class Settings(BaseSettings):
     )
     GUARD_WAVE_MEMORY: GuardWaveMemory = Field(
         50_000, description="Waves remembered to measure failures that come in bundles."
+    )
+
+    RESULT_DEDUP_MAXSIZE: ResultDedupMaxsize = Field(
+        DEFAULT_DEDUP_MAXSIZE,
+        description="Recent result event ids remembered, so a Kafka redelivery is counted "
+        "once (metrics and report).",
     )
 
     def __init__(self, **values: Any) -> None:

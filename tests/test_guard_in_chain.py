@@ -26,8 +26,10 @@ from cj_batching import (
 from flags import FlagdMemoryProvider
 from flags.testing import write_atomically
 
+from .callbacks import ArmProfile, CallbackSimulator, to_line
 from .conftest import make_settings
 from .documents import batching_document
+from .helpers import counter_total
 
 BATCH_API = LLMBatchingMode.PROVIDER_BATCH_API
 SERIAL = LLMBatchingMode.SERIAL_BUNDLE
@@ -190,3 +192,98 @@ def test_no_guard_no_diversion(
     )
     assert resolver.guard is None
     assert resolver.resolve(els(1)).mode is BATCH_API
+
+
+# --- observe_result: the callback consumer's one call ----------------------------------
+
+
+def regressing_callbacks(batches: int = 60, seed: int = 3) -> list[dict[str, object]]:
+    """ELS callbacks: the control at ~5 % errors, the batch API arm at ~50 %."""
+    simulator = CallbackSimulator(
+        {"serial_bundle": ArmProfile(0.95), "provider_batch_api": ArmProfile(0.5)},
+        seed=seed,
+        batch_effect=0.0,
+    )
+    envelopes: list[dict[str, object]] = []
+    for batch in range(batches):
+        envelopes += simulator.batch(batch, "serial_bundle", comparisons=12)
+        envelopes += simulator.batch(10_000 + batch, "provider_batch_api", comparisons=4)
+    return envelopes
+
+
+def test_observed_results_trip_the_guard_and_drop_cached_answers(
+    bind: Callable[[FeatureProvider], OpenFeatureClient], metrics: BatchingMetrics
+) -> None:
+    settings = make_settings(GUARD_MIN_RESULTS=50)  # the cache on: 30 s
+    provider = FlagdMemoryProvider(batching_document(batch_api_share=50))
+    guard = RolloutGuard(settings, metrics=metrics)
+    resolver = BatchingModeResolver(settings, bind(provider), metrics=metrics, guard=guard)
+    batch = batch_api_batches(resolver, 1)[0]  # now cached on the batch API
+    for envelope in regressing_callbacks():
+        resolver.observe_result(to_line(envelope))
+    assert guard.diverts("els", BATCH_API) is SERIAL
+    resolution = resolver.resolve(els(batch))
+    assert (resolution.mode, resolution.decided_by) == (SERIAL, "guard")
+    resolver.close()
+
+
+def test_observe_result_counts_the_outcome_metrics(
+    chain: tuple[BatchingModeResolver, FlagdMemoryProvider, RolloutGuard],
+    registry: CollectorRegistry,
+) -> None:
+    resolver, _, _ = chain
+    envelope = regressing_callbacks(batches=1)[0]
+    assert resolver.observe_result(envelope) is True
+    assert counter_total(registry, "cj_llm_comparison_results") == 1
+
+
+def test_a_redelivered_result_counts_once(
+    chain: tuple[BatchingModeResolver, FlagdMemoryProvider, RolloutGuard],
+    registry: CollectorRegistry,
+) -> None:
+    resolver, _, guard = chain
+    envelope = regressing_callbacks(batches=1)[0]
+    assert resolver.observe_result(to_line(envelope)) is True
+    assert resolver.observe_result(to_line(envelope)) is False
+    assert counter_total(registry, "cj_llm_comparison_results") == 1
+    assert sum(results for results, _ in guard.counts().values()) == 1
+
+
+def test_a_redelivered_result_counts_once_without_metrics(
+    bind: Callable[[FeatureProvider], OpenFeatureClient],
+) -> None:
+    settings = make_settings()
+    guard = RolloutGuard(settings)
+    resolver = BatchingModeResolver(
+        settings, bind(FlagdMemoryProvider(batching_document())), guard=guard
+    )
+    envelope = regressing_callbacks(batches=1)[0]
+    assert [resolver.observe_result(envelope) for _ in range(3)] == [True, False, False]
+    assert sum(results for results, _ in guard.counts().values()) == 1
+    resolver.close()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [b"not json", "{}", {"event_id": "x"}, None, 42, b"\xff\xfe", [1, 2]],
+    ids=["garbage", "empty", "partial", "none", "int", "bad-utf8", "list"],
+)
+def test_a_bad_event_is_counted_never_raised(
+    chain: tuple[BatchingModeResolver, FlagdMemoryProvider, RolloutGuard],
+    registry: CollectorRegistry,
+    event: object,
+) -> None:
+    resolver, _, _ = chain
+    assert resolver.observe_result(event) is False  # type: ignore[arg-type]
+    assert counter_total(registry, "cj_llm_comparison_results_invalid") == 1
+
+
+def test_only_flag_decided_results_reach_the_guard(
+    chain: tuple[BatchingModeResolver, FlagdMemoryProvider, RolloutGuard],
+) -> None:
+    resolver, _, guard = chain
+    simulator = CallbackSimulator({"provider_batch_api": ArmProfile(0.0)}, seed=1)
+    for decided_by in ("override", "default", "guard"):
+        for envelope in simulator.batch(1, "provider_batch_api", decided_by=decided_by):
+            assert resolver.observe_result(envelope) is True
+    assert guard.counts() == {}

@@ -14,6 +14,7 @@ from cj_batching.cli import (
     completion,
     diff,
     explain,
+    report,
     rollout,
     serve_metrics,
     show,
@@ -31,7 +32,7 @@ from cj_batching.cli._terminal import (
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (show, explain, validate, diff, rollout, watch, serve_metrics, completion)
+_COMMANDS = (show, explain, validate, diff, rollout, watch, report, serve_metrics, completion)
 _log = logging.getLogger("cj_batching.cli")
 
 

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from openfeature.client import OpenFeatureClient
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.provider import ProviderStatus
 
 from cj_batching.context import BatchContext
-from cj_batching.guard import RolloutGuard
+from cj_batching.guard import ArmResult, RolloutGuard
 from cj_batching.metrics import BatchingMetrics
+from cj_batching.modes import LLMBatchingMode
 from cj_batching.resolution import Resolution
 from cj_batching.resolver.cache import ResolutionCache
 from cj_batching.resolver.chain import ResolutionChain
 from cj_batching.resolver.trouble import FlagTrouble
 from cj_batching.settings import Settings
 from flags.evaluation import FlagEvaluator
+
+if TYPE_CHECKING:
+    from cj_batching.results import RecentIds, ResultEnvelope
 
 __all__ = ["BatchingModeResolver"]
 
@@ -48,6 +54,7 @@ class BatchingModeResolver:
             client, timeout_seconds=settings.FLAGS_EVALUATION_TIMEOUT_SECONDS
         )
         self._trouble = FlagTrouble(metrics)
+        self._recent_results: RecentIds | None = None  # dedup when there are no metrics
         self._chain = ResolutionChain(settings, self._evaluator, self._trouble, guard)
         self._cache = ResolutionCache(
             settings.RESOLUTION_CACHE_MAXSIZE, settings.RESOLUTION_CACHE_TTL_SECONDS
@@ -102,6 +109,32 @@ class BatchingModeResolver:
         self._record(resolution, context)
         return resolution
 
+    def observe_result(
+        self, event: ResultEnvelope | bytes | bytearray | str | Mapping[str, Any]
+    ) -> bool:
+        """Feed one LPS result callback (parsed, or the raw Kafka message) to the outcome
+        metrics and the rollout guard: the CJ service's callback consumer calls this for
+        every message. True when the event was new and usable; a bad event is counted
+        (`cj_llm_comparison_results_invalid_total`) and a redelivered one ignored.
+        Never raises."""
+        # Loaded on first use: a service that only resolves never needs the models.
+        from cj_batching.results import ResultEnvelope, ResultEventError, parse_result_event
+
+        try:
+            envelope = event if isinstance(event, ResultEnvelope) else parse_result_event(event)
+        except ResultEventError:
+            if self._metrics is not None:
+                self._metrics.record_result(event)  # counts it as invalid, logs the first
+            return False
+        except Exception:  # a caller's hostile Mapping: never into the consumer
+            return False
+        if not self._first_delivery(envelope):
+            return False
+        guard = self._guard
+        if guard is not None:
+            self._feed_guard(guard, envelope)
+        return True
+
     def clear_cache(self) -> None:
         """Forget every cached resolution (new flags apply to the next resolve)."""
         self._cache.clear()
@@ -112,6 +145,35 @@ class BatchingModeResolver:
         for event, handler in handlers.items():
             self.client.remove_handler(event, handler)
         self._evaluator.close()
+
+    def _first_delivery(self, envelope: ResultEnvelope) -> bool:
+        """Count `envelope` in the metrics (which remember recent event ids); without
+        metrics, remember them here: Kafka delivers at least once."""
+        if self._metrics is not None:
+            return self._metrics.record_result(envelope)
+        if self._recent_results is None:
+            from cj_batching.results import RecentIds
+
+            self._recent_results = RecentIds(self._settings.RESULT_DEDUP_MAXSIZE)
+        return self._recent_results.first_time(envelope.event_id.int)
+
+    def _feed_guard(self, guard: RolloutGuard, envelope: ResultEnvelope) -> None:
+        result = envelope.data
+        arm = result.arm
+        if not arm.randomised:  # only flag-decided results take part in the comparison
+            return
+        # Results of one wave fail together (LPS fails a serial bundle as a whole): the
+        # guard measures that clustering by wave.
+        wave = arm.cj_batch_id
+        if wave is not None and arm.comparison_iteration is not None:
+            wave = f"{wave}:{arm.comparison_iteration}"
+        try:
+            mode = LLMBatchingMode(arm.mode)  # a randomised arm has a known mode
+            observed = ArmResult(arm.cj_source, mode, arm.decided_by, not result.is_success, wave)
+        except ValueError:
+            return
+        if guard.observe(observed):
+            self.clear_cache()  # cached answers of the tripped arm must not outlive it
 
     def _on_ready(self, _details: EventDetails) -> None:
         if self._degraded:
