@@ -43,7 +43,13 @@ class Block:
     section: str
 
 
-def blocks(kind: str) -> list[Block]:
+def blocks(kind: str) -> list[str]:
+    """The bodies of the runbook's `kind` blocks, in order (other tests read them too)."""
+    return [block.body for block in sections(kind)]
+
+
+def sections(kind: str) -> list[Block]:
+    """The runbook's `kind` blocks with the section each one is in."""
     text = RUNBOOK.read_text()
     headings = [(match.start(), match.group(1)) for match in _HEADING.finditer(text)]
     found = []
@@ -141,7 +147,7 @@ STEPS = [
 
 
 def test_every_shell_block_has_a_step() -> None:
-    assert [block.section for block in blocks("sh")] == [step.section for step in STEPS]
+    assert [block.section for block in sections("sh")] == [step.section for step in STEPS]
 
 
 def test_the_shipped_file_has_the_version_the_runbook_starts_from() -> None:
@@ -158,7 +164,7 @@ def test_every_shell_block_runs_as_written_and_does_what_it_says(
     settings = make_settings()
     seen: dict[str, State] = {}
     version = SHIPPED_VERSION
-    for number, (block, step) in enumerate(zip(blocks("sh"), STEPS, strict=True), 1):
+    for number, (block, step) in enumerate(zip(sections("sh"), STEPS, strict=True), 1):
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", _PRELUDE + block.body],
             cwd=tmp_path,
@@ -207,7 +213,7 @@ def test_promql_queries_are_valid(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool (Debian package prometheus) is not installed")
-    queries = [block.body for block in blocks("promql")]
+    queries = blocks("promql")
     assert len(queries) >= 5
     rules = {
         "groups": [
@@ -233,5 +239,5 @@ def test_promql_queries_are_valid(tmp_path: Path) -> None:
 
 
 def test_yaml_examples_parse() -> None:
-    for block in blocks("yaml"):
-        assert list(yaml.safe_load_all(block.body))
+    for body in blocks("yaml"):
+        assert list(yaml.safe_load_all(body))
