@@ -215,15 +215,27 @@ def _origins(values: Mapping[str, Any], configured: object) -> dict[str, str]:
     return {name: origin for name, origin in origins.items() if name.startswith(ENV_PREFIX)}
 
 
+# The host CJ service reads its own CJ_ASSESSMENT_SERVICE_* settings (database, Kafka,
+# ...): only names that look like ours are worth a WARNING, i.e. a close match of a
+# setting (a typo) or a name in one of this library's own families.
+_OWN_FAMILIES = ("FLAGS_", "LPS_", "GUARD_", "RESOLUTION_", "RESULT_", "LLM_BATCH")
+
+
 def _warn_unknown(origins: Mapping[str, str], fields: Mapping[str, object]) -> None:
-    """One WARNING per `CJ_ASSESSMENT_SERVICE_*` name that is not a setting (a typo is
-    otherwise silently ignored, and the default used)."""
-    known = [f"{ENV_PREFIX}{name}".upper() for name in fields]
+    """One WARNING per `CJ_ASSESSMENT_SERVICE_*` name that looks like a setting of ours
+    but is not one (a typo is otherwise silently ignored, and the default used); other
+    unknown names belong to the host service and are only logged at DEBUG."""
+    known = [name.upper() for name in fields]
     for name, origin in origins.items():
-        if name in known or origin == "the arguments":
+        short = name.removeprefix(ENV_PREFIX)
+        if short in known or origin == "the arguments":
             continue
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        # Compared without the shared prefix, which would make any two names look alike.
+        close = difflib.get_close_matches(short, known, n=1, cutoff=0.8)
+        if not close and not short.startswith(_OWN_FAMILIES):
+            _log.debug("%s (from %s) is not a cj-batching setting", name, origin)
+            continue
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
         _log.warning(
             "%s (from %s) is not a cj-batching setting and is ignored%s",
             name,

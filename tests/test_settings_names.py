@@ -77,3 +77,25 @@ def test_the_environment_wins_over_dotenv_in_the_message_too(
     monkeypatch.setenv(f"{PREFIX}LPS_MAX_RETRIES", "many")
     with pytest.raises(SettingsError, match=r"\(from the environment\)"):
         Settings(_env_file=env_file)
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "LOG_LEVEL"])
+def test_the_host_services_own_settings_pass_without_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """The CJ service reads its own settings under the same prefix: no noise for them."""
+    monkeypatch.setenv(f"{PREFIX}{name}", "x")
+    with caplog.at_level(logging.WARNING, logger="cj_batching.settings"):
+        Settings(_env_file=None)
+    assert warnings(caplog) == []
+
+
+@pytest.mark.parametrize("name", ["GUARD_ENABLE", "FLAGS_PATH", "RESOLUTION_TTL"])
+def test_an_unknown_name_in_our_families_gets_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    monkeypatch.setenv(f"{PREFIX}{name}", "x")
+    with caplog.at_level(logging.WARNING, logger="cj_batching.settings"):
+        Settings(_env_file=None)
+    (record,) = warnings(caplog)
+    assert f"{PREFIX}{name} (from the environment)" in record.getMessage()
