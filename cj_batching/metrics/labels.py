@@ -7,6 +7,7 @@ from typing import Final
 from openfeature.exception import ErrorCode
 
 from cj_batching.context import KNOWN_SOURCES
+from flags.evaluation import EVALUATION_TIMEOUT
 
 __all__ = [
     "FLAG_ERROR_CODES",
@@ -24,7 +25,7 @@ SOURCE_LABELS: Final = (*KNOWN_SOURCES, OTHER_LABEL)
 # Error codes this package adds to OpenFeature's own, for the flag-error counter.
 INVALID_MODE: Final = "INVALID_MODE"
 INVALID_ALLOW_LIST: Final = "INVALID_ALLOW_LIST"
-TIMEOUT: Final = "TIMEOUT"
+TIMEOUT: Final = EVALUATION_TIMEOUT
 FLAG_ERROR_CODES: Final = (
     *(code.value for code in ErrorCode),
     INVALID_MODE,
