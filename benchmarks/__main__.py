@@ -28,6 +28,7 @@ BENCHMARKS: Final = {
     "lps": "perform_comparisons of 2 000 tasks vs plain httpx posts to a loopback LPS",
     "guard": "rollout guard: observe() per result vs a counter inc, diverts() vs dict.get",
     "report": "cj-batching report over 1 000 000 result events vs json.loads; peak RSS growth",
+    "imports": "importing what a resolve needs vs pydantic_settings, openfeature, flagd-core",
 }
 
 

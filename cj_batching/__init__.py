@@ -2,81 +2,110 @@
 
 Resolution chain: per-batch override, then the OpenFeature flag, then the env default,
 with a provider guardrail for `provider_batch_api` and a rollout guard for flag arms.
+
+The public names load on first use (PEP 562): `import cj_batching` costs nothing, and
+`from cj_batching import configure` loads what a resolve needs, while the LPS client
+(httpx), the metrics server and the experiment report load only when used.
+docs/performance.md ("Import time") has the figure.
 """
 
-from cj_batching.configure import DOMAIN, configure, provider_for
-from cj_batching.context import BatchContext
-from cj_batching.flag_checks import batching_flag_checks
-from cj_batching.guard import ArmResult, GuardPolicy, GuardTrip, RolloutGuard
-from cj_batching.interaction import (
-    BatchSubmission,
-    ComparisonSubmission,
-    ComparisonTask,
-    LLMInteraction,
-)
-from cj_batching.lps_client import LPSClient, LPSError
-from cj_batching.lps_models import LLMComparisonRequest, LLMConfigOverrides, QueuedComparison
-from cj_batching.metadata import build_request_metadata
-from cj_batching.metrics import BatchingMetrics
-from cj_batching.metrics_server import MetricsServer, serve_metrics
-from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_mode, parse_provider
-from cj_batching.overrides import (
-    BatchConfigOverrides,
-    get_effective_batching_mode,
-    overrides_from_envelope_metadata,
-)
-from cj_batching.report import ExperimentReport, ReportBuilder, ReportOptions
-from cj_batching.resolution import Resolution
-from cj_batching.resolver import BatchingModeResolver
-from cj_batching.results import (
-    LLMComparisonResultV1,
-    ResultArm,
-    ResultEnvelope,
-    ResultEventError,
-    parse_result_event,
-)
-from cj_batching.settings import Settings, SettingsError
+from __future__ import annotations
 
-__all__ = [
-    "DOMAIN",
-    "ArmResult",
-    "BatchConfigOverrides",
-    "BatchContext",
-    "BatchSubmission",
-    "BatchingMetrics",
-    "BatchingModeResolver",
-    "ComparisonSubmission",
-    "ComparisonTask",
-    "ExperimentReport",
-    "GuardPolicy",
-    "GuardTrip",
-    "LLMBatchingMode",
-    "LLMComparisonRequest",
-    "LLMComparisonResultV1",
-    "LLMConfigOverrides",
-    "LLMInteraction",
-    "LLMProviderType",
-    "LPSClient",
-    "LPSError",
-    "MetricsServer",
-    "QueuedComparison",
-    "ReportBuilder",
-    "ReportOptions",
-    "Resolution",
-    "ResultArm",
-    "ResultEnvelope",
-    "ResultEventError",
-    "RolloutGuard",
-    "Settings",
-    "SettingsError",
-    "batching_flag_checks",
-    "build_request_metadata",
-    "configure",
-    "get_effective_batching_mode",
-    "overrides_from_envelope_metadata",
-    "parse_mode",
-    "parse_provider",
-    "parse_result_event",
-    "provider_for",
-    "serve_metrics",
-]
+from typing import TYPE_CHECKING
+
+from cj_batching._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from cj_batching.configure import DOMAIN as DOMAIN
+    from cj_batching.configure import configure as configure
+    from cj_batching.configure import provider_for as provider_for
+    from cj_batching.context import BatchContext as BatchContext
+    from cj_batching.flag_checks import batching_flag_checks as batching_flag_checks
+    from cj_batching.guard import ArmResult as ArmResult
+    from cj_batching.guard import GuardPolicy as GuardPolicy
+    from cj_batching.guard import GuardTrip as GuardTrip
+    from cj_batching.guard import RolloutGuard as RolloutGuard
+    from cj_batching.interaction import BatchSubmission as BatchSubmission
+    from cj_batching.interaction import ComparisonSubmission as ComparisonSubmission
+    from cj_batching.interaction import ComparisonTask as ComparisonTask
+    from cj_batching.interaction import LLMInteraction as LLMInteraction
+    from cj_batching.lps_client import LPSClient as LPSClient
+    from cj_batching.lps_client import LPSError as LPSError
+    from cj_batching.lps_models import LLMComparisonRequest as LLMComparisonRequest
+    from cj_batching.lps_models import LLMConfigOverrides as LLMConfigOverrides
+    from cj_batching.lps_models import QueuedComparison as QueuedComparison
+    from cj_batching.metadata import build_request_metadata as build_request_metadata
+    from cj_batching.metrics import BatchingMetrics as BatchingMetrics
+    from cj_batching.metrics_server import MetricsServer as MetricsServer
+    from cj_batching.metrics_server import serve_metrics as serve_metrics
+    from cj_batching.modes import LLMBatchingMode as LLMBatchingMode
+    from cj_batching.modes import LLMProviderType as LLMProviderType
+    from cj_batching.modes import parse_mode as parse_mode
+    from cj_batching.modes import parse_provider as parse_provider
+    from cj_batching.overrides import BatchConfigOverrides as BatchConfigOverrides
+    from cj_batching.overrides import get_effective_batching_mode as get_effective_batching_mode
+    from cj_batching.overrides import (
+        overrides_from_envelope_metadata as overrides_from_envelope_metadata,
+    )
+    from cj_batching.report import ExperimentReport as ExperimentReport
+    from cj_batching.report import ReportBuilder as ReportBuilder
+    from cj_batching.report import ReportOptions as ReportOptions
+    from cj_batching.resolution import Resolution as Resolution
+    from cj_batching.resolver import BatchingModeResolver as BatchingModeResolver
+    from cj_batching.results import LLMComparisonResultV1 as LLMComparisonResultV1
+    from cj_batching.results import ResultArm as ResultArm
+    from cj_batching.results import ResultEnvelope as ResultEnvelope
+    from cj_batching.results import ResultEventError as ResultEventError
+    from cj_batching.results import parse_result_event as parse_result_event
+    from cj_batching.settings import Settings as Settings
+    from cj_batching.settings import SettingsError as SettingsError
+
+# Public name -> the module that defines it (imported on first use). A new export is an
+# entry here and its typed import above; tests/test_architecture.py checks they agree.
+_EXPORTS = {
+    "DOMAIN": "cj_batching.configure",
+    "configure": "cj_batching.configure",
+    "provider_for": "cj_batching.configure",
+    "BatchContext": "cj_batching.context",
+    "batching_flag_checks": "cj_batching.flag_checks",
+    "ArmResult": "cj_batching.guard",
+    "GuardPolicy": "cj_batching.guard",
+    "GuardTrip": "cj_batching.guard",
+    "RolloutGuard": "cj_batching.guard",
+    "BatchSubmission": "cj_batching.interaction",
+    "ComparisonSubmission": "cj_batching.interaction",
+    "ComparisonTask": "cj_batching.interaction",
+    "LLMInteraction": "cj_batching.interaction",
+    "LPSClient": "cj_batching.lps_client",
+    "LPSError": "cj_batching.lps_client",
+    "LLMComparisonRequest": "cj_batching.lps_models",
+    "LLMConfigOverrides": "cj_batching.lps_models",
+    "QueuedComparison": "cj_batching.lps_models",
+    "build_request_metadata": "cj_batching.metadata",
+    "BatchingMetrics": "cj_batching.metrics",
+    "MetricsServer": "cj_batching.metrics_server",
+    "serve_metrics": "cj_batching.metrics_server",
+    "LLMBatchingMode": "cj_batching.modes",
+    "LLMProviderType": "cj_batching.modes",
+    "parse_mode": "cj_batching.modes",
+    "parse_provider": "cj_batching.modes",
+    "BatchConfigOverrides": "cj_batching.overrides",
+    "get_effective_batching_mode": "cj_batching.overrides",
+    "overrides_from_envelope_metadata": "cj_batching.overrides",
+    "ExperimentReport": "cj_batching.report",
+    "ReportBuilder": "cj_batching.report",
+    "ReportOptions": "cj_batching.report",
+    "Resolution": "cj_batching.resolution",
+    "BatchingModeResolver": "cj_batching.resolver",
+    "LLMComparisonResultV1": "cj_batching.results",
+    "ResultArm": "cj_batching.results",
+    "ResultEnvelope": "cj_batching.results",
+    "ResultEventError": "cj_batching.results",
+    "parse_result_event": "cj_batching.results",
+    "Settings": "cj_batching.settings",
+    "SettingsError": "cj_batching.settings",
+}
+
+__all__ = [*_EXPORTS]  # noqa: PLE0604 - the table above is the one list of names
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

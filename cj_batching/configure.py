@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from openfeature.provider import FeatureProvider
 
 from cj_batching.flag_checks import batching_flag_checks
 from cj_batching.guard import RolloutGuard
-from cj_batching.metrics import BatchingMetrics
-from cj_batching.metrics.flag_set import track_flag_set
 from cj_batching.resolver import BatchingModeResolver
 from cj_batching.settings import Settings
 from flags import bind_provider, make_provider
+
+if TYPE_CHECKING:  # prometheus_client loads only with metrics (docs/performance.md)
+    from cj_batching.metrics import BatchingMetrics
 
 __all__ = ["DOMAIN", "configure", "provider_for"]
 
@@ -55,6 +58,8 @@ def configure(
     settings = Settings() if settings is None else settings
     client = bind_provider(provider_for(settings), domain)
     if metrics is not None:
+        from cj_batching.metrics.flag_set import track_flag_set  # prometheus_client
+
         track_flag_set(client, metrics)
     guard = RolloutGuard(settings, metrics=metrics) if settings.GUARD_ENABLED else None
     return BatchingModeResolver(settings, client, metrics=metrics, guard=guard)

@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-
-import yaml
-from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node
 
 from flags.validation import Problem, validate_document
 from flags.validation.limits import MAX_DOCUMENT_BYTES
@@ -179,7 +174,7 @@ def parse_document(
     except UnicodeDecodeError as exc:
         message = f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
         raise DocumentError(source, [Problem("", message)]) from None
-    except (ValueError, yaml.YAMLError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise DocumentError(source, [Problem("", _syntax_message(fmt, exc))]) from None
     return check_document(document, source=source, checks=checks)
 
@@ -223,13 +218,17 @@ def load_document(path: Path, *, checks: Sequence[DocumentCheck] = ()) -> Checke
 def _syntax_message(fmt: DocumentFormat, exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply to parse"
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        context = f" ({exc.context})" if exc.context else ""
-        return f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: " + (
-            f"{exc.problem}{context}"
-        )
-    return " ".join(f"{fmt.upper()} syntax error: {exc}".split())
+    text = " ".join(str(exc).split())
+    separator = " " if text.startswith("at line ") else ": "  # YAML names the spot
+    return f"{fmt.upper()} syntax error{separator}{text}"
+
+
+def _parse_yaml(data: bytes | str) -> object:
+    # PyYAML is imported on first use: ~40 ms of start-up a JSON file or an in-memory
+    # document never needs (docs/performance.md, "Import time").
+    from flags._yaml import parse_yaml
+
+    return parse_yaml(data)
 
 
 def _parse_json(data: bytes | str) -> object:
@@ -245,46 +244,3 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         result[key] = value
     return result
-
-
-class _StrictSafeLoader(yaml.SafeLoader):
-    """SafeLoader without aliases, timestamps or duplicate keys (see module docstring)."""
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "YAML aliases (*name) are not allowed in flag files; "
-                "share rules with $evaluators and {$ref: name} instead",
-                mark,
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
-                raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key if isinstance(key, str) else id(key_node))
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictSafeLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-# YAML 1.2 (and so the flagd daemon, and JSON) reads 1e3 as a number; PyYAML's YAML 1.1
-# rules want a dot. Without this, `1e999` would be the string "1e999" here and infinity
-# there, and would slip past the refusal of non-finite numbers.
-_StrictSafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _parse_yaml(data: bytes | str) -> object:
-    return yaml.load(data, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass

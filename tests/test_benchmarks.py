@@ -20,6 +20,7 @@ def test_quick_benchmarks_run_and_report_every_figure(tmp_path: Path) -> None:
             "resolve",
             "wave",
             "guard",
+            "imports",
             "--quick",
             "--json",
             str(out),
@@ -38,6 +39,7 @@ def test_quick_benchmarks_run_and_report_every_figure(tmp_path: Path) -> None:
         "resolve.miss_with_allow_list",
         "resolve.miss_mode_flag_only",
         "wave.prepare_per_comparison",
+        "imports.resolve_names",
         "guard.observe_vs_counter",
         "guard.diverts_vs_dict",
     } <= names

@@ -8,16 +8,19 @@ import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
 
 from cj_batching.guard.policy import GuardPolicy
 from cj_batching.guard.result import ArmResult
 from cj_batching.guard.sequential import Tally, regression_evidence
-from cj_batching.metrics import BatchingMetrics, source_label
+from cj_batching.metrics import source_label
 from cj_batching.modes import LLMBatchingMode
 from cj_batching.settings import Settings
+
+if TYPE_CHECKING:  # prometheus_client loads only with metrics (docs/performance.md)
+    from cj_batching.metrics import BatchingMetrics
 
 __all__ = ["GuardTrip", "RolloutGuard"]
 

@@ -4,9 +4,15 @@
 (submissions, resolutions, ...) contributes its families and `record_*` methods.
 Every label value comes from a bounded set, never from a batch id, and recording
 never raises into the caller.
+
+`BatchingMetrics` (and so prometheus_client) is imported on first use: the resolver
+needs only the label sets to resolve without metrics (docs/performance.md, "Import time").
 """
 
-from cj_batching.metrics.batching import BatchingMetrics
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from cj_batching.metrics.labels import (
     FLAG_ERROR_CODES,
     INVALID_ALLOW_LIST,
@@ -16,6 +22,9 @@ from cj_batching.metrics.labels import (
     TIMEOUT,
     source_label,
 )
+
+if TYPE_CHECKING:
+    from cj_batching.metrics.batching import BatchingMetrics
 
 __all__ = [
     "FLAG_ERROR_CODES",
@@ -27,3 +36,13 @@ __all__ = [
     "BatchingMetrics",
     "source_label",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`BatchingMetrics`, imported on first use (PEP 562)."""
+    if name != "BatchingMetrics":
+        raise AttributeError(f"module 'cj_batching.metrics' has no attribute {name!r}")
+    from cj_batching.metrics.batching import BatchingMetrics
+
+    globals()[name] = BatchingMetrics
+    return BatchingMetrics

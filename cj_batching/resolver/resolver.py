@@ -14,7 +14,6 @@ from openfeature.provider import ProviderStatus
 
 from cj_batching.context import BatchContext
 from cj_batching.guard import ArmResult, RolloutGuard
-from cj_batching.metrics import BatchingMetrics
 from cj_batching.modes import LLMBatchingMode
 from cj_batching.resolution import Resolution
 from cj_batching.resolver.cache import ResolutionCache
@@ -24,6 +23,7 @@ from cj_batching.settings import Settings
 from flags.evaluation import FlagEvaluator
 
 if TYPE_CHECKING:
+    from cj_batching.metrics import BatchingMetrics
     from cj_batching.results import RecentIds, ResultEnvelope
 
 __all__ = ["BatchingModeResolver"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from cj_batching.metrics import BatchingMetrics
+if TYPE_CHECKING:  # prometheus_client loads only with metrics (docs/performance.md)
+    from cj_batching.metrics import BatchingMetrics
+
 
 __all__ = ["FlagTrouble"]
 
