@@ -3,9 +3,9 @@
 Resolution chain: per-batch override, then the OpenFeature flag, then the env default,
 with a provider guardrail for `provider_batch_api` and a rollout guard for flag arms.
 
-The public names load on first use (PEP 562): `import cj_batching` costs nothing, and
-`from cj_batching import configure` loads what a resolve needs, while the LPS client
-(httpx), the metrics server and the experiment report load only when used.
+`import cj_batching` loads what a resolve needs (`configure` and the resolution chain);
+every other public name loads on first use (PEP 562), so the LPS client (httpx), the
+metrics (prometheus_client), their server and the experiment report load only when used.
 docs/performance.md ("Import time") has the figure.
 """
 
@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from cj_batching._lazy import lazy_exports
 
+# `configure` is also its module's name: importing cj_batching.configure (the CLI does)
+# would replace a lazy `configure` with the module, so it is imported here. It is what a
+# resolve needs anyway, and costs the start-up that docs/performance.md measures.
+from cj_batching.configure import DOMAIN, configure, provider_for
+
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
-    from cj_batching.configure import DOMAIN as DOMAIN
-    from cj_batching.configure import configure as configure
-    from cj_batching.configure import provider_for as provider_for
     from cj_batching.context import BatchContext as BatchContext
     from cj_batching.flag_checks import batching_flag_checks as batching_flag_checks
     from cj_batching.guard import ArmResult as ArmResult
@@ -63,9 +65,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
 # Public name -> the module that defines it (imported on first use). A new export is an
 # entry here and its typed import above; tests/test_architecture.py checks they agree.
 _EXPORTS = {
-    "DOMAIN": "cj_batching.configure",
-    "configure": "cj_batching.configure",
-    "provider_for": "cj_batching.configure",
     "BatchContext": "cj_batching.context",
     "batching_flag_checks": "cj_batching.flag_checks",
     "ArmResult": "cj_batching.guard",
@@ -106,6 +105,6 @@ _EXPORTS = {
     "SettingsError": "cj_batching.settings",
 }
 
-__all__ = [*_EXPORTS]  # noqa: PLE0604 - the table above is the one list of names
+__all__ = ["DOMAIN", "configure", "provider_for", *_EXPORTS]  # noqa: PLE0604
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -16,7 +16,18 @@ __all__ = ["lazy_exports"]
 def lazy_exports(
     package: str, exports: Mapping[str, str], namespace: dict[str, Any]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """`__getattr__` and `__dir__` for `package`, whose globals are `namespace`."""
+    """`__getattr__` and `__dir__` for `package`, whose globals are `namespace`.
+
+    A name that is also the name of its submodule (`configure` in `cj_batching.configure`)
+    cannot be lazy: importing the submodule sets the package attribute to the module. Such
+    names are imported by the package itself, and are refused here.
+    """
+    shadowed = [name for name, module in exports.items() if module == f"{package}.{name}"]
+    if shadowed:
+        raise ValueError(
+            f"{package}: {', '.join(shadowed)} share their module's name; import them in "
+            "the package itself instead of listing them as lazy exports"
+        )
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)

@@ -50,7 +50,7 @@ def loaded_after(code: str, tmp_path: Path) -> set[str]:
     return {name for name in HEAVY if name in modules}
 
 
-def test_importing_the_package_loads_nothing_heavy(tmp_path: Path) -> None:
+def test_importing_the_package_loads_only_what_a_resolve_needs(tmp_path: Path) -> None:
     assert loaded_after("import cj_batching", tmp_path) == set()
 
 
@@ -97,4 +97,21 @@ def test_every_lazy_name_has_its_typed_import() -> None:
         for alias in node.names
     }
     assert typed == dict(cj_batching._EXPORTS)
-    assert sorted(cj_batching.__all__) == sorted(typed)
+    eager = {"DOMAIN", "configure", "provider_for"}  # configure shares its module's name
+    assert sorted(cj_batching.__all__) == sorted({*typed, *eager})
+
+
+def test_a_name_shadowed_by_its_module_cannot_be_lazy() -> None:
+    from cj_batching._lazy import lazy_exports
+
+    with pytest.raises(ValueError, match="configure share their module's name"):
+        lazy_exports("cj_batching", {"configure": "cj_batching.configure"}, {})
+
+
+def test_configure_stays_the_function_after_its_module_is_imported(tmp_path: Path) -> None:
+    code = (
+        "import cj_batching.configure\n"
+        "from cj_batching import configure\n"
+        "assert callable(configure), configure"
+    )
+    loaded_after(code, tmp_path)  # asserts inside the fresh interpreter
