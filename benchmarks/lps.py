@@ -1,12 +1,14 @@
 """`LLMInteraction.perform_comparisons` of 2 000 tasks to a loopback LPS, against plain
 `httpx.AsyncClient` posts of the same JSON bodies with the same concurrency.
 
-Ours: the whole path (resolution from the cache, metadata, the request counter, one
-pydantic `LLMComparisonRequest` and a fresh correlation id per task, `LPSClient.submit`
-with its response classification) with `LPS_MAX_CONCURRENCY` (50) workers. Baseline:
-the request bodies serialised beforehand, posted by 50 workers, checking only for 202.
-Both sides post through the same `httpx.AsyncClient` (LPSClient's default limits, 100
-connections / 50 keep-alive, and its timeout; `LPSClient(http=...)`), so they see the
+Ours: the whole path (resolution from the cache, metadata, one pydantic
+`LLMComparisonRequest` and a fresh correlation id per task, `LPSClient.submit` with its
+back-pressure check, concurrency gate, tenacity retry loop, total deadline, capped body
+read and answer classification, and the request counter at the first POST) with
+`LPS_MAX_CONCURRENCY` (50) workers. Baseline: the same request bodies serialised
+beforehand, posted by 50 workers with `httpx.AsyncClient.post`, checking only for 202.
+Both sides post through the same `httpx.AsyncClient` (sized as LPSClient sizes its own:
+50 connections, all kept alive, and its timeout; `LPSClient(http=...)`), so they see the
 same pool state. The server is `tests.lps_server.running_lps_server()` (an asyncio server
 on a thread of this process, answering 202 at once), so both sides share its cost and
 the GIL. After untimed warm-up waves (>= 7 s, until httpx's pool has settled), ours and
@@ -26,9 +28,8 @@ import httpx
 from benchmarks._measure import Figure, Run, progress
 from benchmarks._setup import bench_settings, context, shipped_resolver
 from cj_batching.interaction import ComparisonTask, LLMInteraction
-from cj_batching.lps_client import LPSClient
-from cj_batching.lps_models import LLMComparisonRequest, LLMConfigOverrides
-from cj_batching.metadata import build_request_metadata, merge_extra
+from cj_batching.lps import LLMComparisonRequest, LLMConfigOverrides, LPSClient
+from cj_batching.metadata import build_request_metadata, comparison_metadata
 from tests.lps_server import LPSServer, running_lps_server
 
 __all__ = ["run"]
@@ -81,8 +82,12 @@ async def _measure(lps: LPSServer, options: Run) -> tuple[list[float], list[floa
     plain_times: list[float] = []
     with shipped_resolver(settings) as shipped:
         resolution = await shipped.resolver.aresolve(ctx)
-        base = build_request_metadata(ctx, resolution)
-        overrides = LLMConfigOverrides(provider_override=resolution.llm_provider)
+        base = build_request_metadata(ctx, resolution, preferred_bundle_size=count)
+        overrides = LLMConfigOverrides(
+            provider_override=resolution.llm_provider,
+            model_override=settings.DEFAULT_LLM_MODEL,
+            temperature_override=settings.DEFAULT_LLM_TEMPERATURE,
+        )
         # The same bodies ours sends (each with its own correlation id), serialised once.
         bodies = [
             LLMComparisonRequest(
@@ -90,18 +95,15 @@ async def _measure(lps: LPSServer, options: Run) -> tuple[list[float], list[floa
                 callback_topic=settings.LLM_PROVIDER_CALLBACK_TOPIC,
                 llm_config_overrides=overrides,
                 correlation_id=uuid.uuid4(),
-                metadata=merge_extra(
-                    base, {"essay_a_id": task.essay_a_id, "essay_b_id": task.essay_b_id}
-                ),
-            )
-            .model_dump_json()
-            .encode()
+                metadata=comparison_metadata(base, task.essay_a_id, task.essay_b_id),
+            ).wire_body()
             for task in tasks
         ]
-        # One httpx client (LPSClient's own default limits and timeout) serves both sides:
-        # the same pool, so neither side pays for reconnecting connections that idled
-        # while the other side ran (httpx expires idle connections after 5 s).
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+        # One httpx client (sized and timed as LPSClient's own) serves both sides: the
+        # same pool, so neither side pays for reconnecting connections that idled while
+        # the other side ran (httpx expires idle connections after 5 s).
+        concurrency = settings.LPS_MAX_CONCURRENCY
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         timeout = httpx.Timeout(settings.LPS_TIMEOUT_SECONDS)
         async with (
             httpx.AsyncClient(limits=limits, timeout=timeout) as http,
@@ -114,7 +116,6 @@ async def _measure(lps: LPSServer, options: Run) -> tuple[list[float], list[floa
                 metrics=shipped.metrics,
             )
             url = lps_client.endpoint
-            concurrency = settings.LPS_MAX_CONCURRENCY
             # Warm-up: untimed waves, alternating sides, for at least _WARM_UP_SECONDS and
             # one wave per side. httpx's pool first opens a connection per worker and only
             # settles after its idle connections expire (5 s keep-alive); until then every

@@ -13,8 +13,16 @@ from cj_batching.interaction import (
     ComparisonTask,
     LLMInteraction,
 )
-from cj_batching.lps_client import LPSClient, LPSError
-from cj_batching.lps_models import LLMComparisonRequest, LLMConfigOverrides, QueuedComparison
+from cj_batching.lps import (
+    QUEUE_FULL,
+    Backpressure,
+    LLMComparisonRequest,
+    LLMConfigOverrides,
+    LPSClient,
+    LPSError,
+    QueuedComparison,
+    classify_answer,
+)
 from cj_batching.metadata import build_request_metadata
 from cj_batching.metrics import BatchingMetrics
 from cj_batching.metrics_server import MetricsServer, serve_metrics
@@ -30,6 +38,8 @@ from cj_batching.settings import Settings, SettingsError
 
 __all__ = [
     "DOMAIN",
+    "QUEUE_FULL",
+    "Backpressure",
     "BatchConfigOverrides",
     "BatchContext",
     "BatchSubmission",
@@ -51,6 +61,7 @@ __all__ = [
     "SettingsError",
     "batching_flag_checks",
     "build_request_metadata",
+    "classify_answer",
     "configure",
     "get_effective_batching_mode",
     "overrides_from_envelope_metadata",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cj_batching._text import short_repr
+from cj_batching.bounds import MAX_COMPARISON_ITERATION
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from cj_batching.overrides import BatchConfigOverrides
 
@@ -30,8 +31,9 @@ class BatchContext:
 
     `cj_source` and `request_type` are stripped and lower-cased (an empty source means
     `els`); `llm_provider` is parsed to `LLMProviderType` (None means the settings'
-    default provider); a string batch id is stripped. Anything else is a `ValueError`
-    naming the field, the value and what is allowed.
+    default provider); a string batch id is stripped; `comparison_iteration` is the
+    batch's wave number (0 for the first), sent to LPS in the metadata. Anything else is
+    a `ValueError` naming the field, the value and what is allowed.
     """
 
     cj_batch_id: int | str
@@ -39,6 +41,7 @@ class BatchContext:
     llm_provider: LLMProviderType | str | None = None
     request_type: str = "cj_comparison"
     overrides: BatchConfigOverrides | None = None
+    comparison_iteration: int = 0
     cache_key: CacheKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +57,7 @@ class BatchContext:
             raise ValueError(
                 f"overrides: {short_repr(self.overrides)} must be a BatchConfigOverrides or None"
             )
+        _check_iteration(self.comparison_iteration)
         override = self.overrides.llm_batching_mode_override if self.overrides else None
         object.__setattr__(self, "cj_batch_id", batch_id)
         object.__setattr__(self, "cj_source", source)
@@ -89,6 +93,16 @@ def _batch_id(value: object) -> int | str:
                 "characters from letters, digits and _ . : - (starting with a letter/digit)"
             )
     return value
+
+
+def _check_iteration(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"comparison_iteration: {short_repr(value)} must be an int")
+    if not 0 <= value <= MAX_COMPARISON_ITERATION:
+        raise ValueError(
+            f"comparison_iteration: {short_repr(value)} must be in 0..{MAX_COMPARISON_ITERATION}"
+            " (the batch's wave number, 0 for the first)"
+        )
 
 
 def normalise_token(name: str, value: object, *, empty: str | None) -> str:

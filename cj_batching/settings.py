@@ -11,8 +11,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
+from cj_batching import bounds
 from cj_batching._text import short_repr
-from cj_batching.lps_models import DEFAULT_CALLBACK_TOPIC
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from flags import ProviderKind
 
@@ -69,16 +69,34 @@ class Settings(BaseSettings):
     RESOLUTION_CACHE_TTL_SECONDS: float = Field(30.0, ge=0, le=86400)
     RESOLUTION_CACHE_MAXSIZE: int = Field(10_000, ge=1, le=10_000_000)
 
-    LLM_PROVIDER_SERVICE_URL: str = Field(
-        "http://llm_provider_service:8080/api/v1", description="LPS base URL."
+    # The LPS side: each type and default lives in cj_batching.bounds, shared with the
+    # LPSClient constructor arguments of the same name.
+    LLM_PROVIDER_SERVICE_URL: bounds.LPSBaseURL = Field(
+        bounds.DEFAULT_LPS_URL, description="LPS base URL (checked at start-up)."
     )
-    LLM_PROVIDER_CALLBACK_TOPIC: str = Field(
-        DEFAULT_CALLBACK_TOPIC, min_length=1, description="Kafka topic LPS answers on."
+    LLM_PROVIDER_CALLBACK_TOPIC: bounds.CallbackTopic = Field(
+        bounds.DEFAULT_CALLBACK_TOPIC, description="Kafka topic LPS answers on."
     )
-    LPS_TIMEOUT_SECONDS: float = Field(60.0, gt=0, le=600)
-    LPS_MAX_RETRIES: int = Field(3, ge=0, le=100)
-    LPS_MAX_CONCURRENCY: int = Field(50, ge=1, le=1000, description="Parallel POSTs at most.")
-    LPS_AUTH_TOKEN: SecretStr | None = Field(None, description="Bearer token for LPS.")
+    DEFAULT_LLM_MODEL: bounds.LLMModelName = Field(
+        bounds.DEFAULT_LLM_MODEL, description="model_override when a task sets none."
+    )
+    DEFAULT_LLM_TEMPERATURE: bounds.LLMTemperature = Field(
+        bounds.DEFAULT_LLM_TEMPERATURE, description="temperature_override when a task sets none."
+    )
+    LPS_TIMEOUT_SECONDS: bounds.LPSTimeoutSeconds = Field(
+        bounds.DEFAULT_LPS_TIMEOUT_SECONDS, description="Total deadline of one attempt."
+    )
+    LPS_MAX_RETRIES: bounds.LPSMaxRetries = Field(bounds.DEFAULT_LPS_MAX_RETRIES)
+    LPS_MAX_CONCURRENCY: bounds.LPSMaxConcurrency = Field(
+        bounds.DEFAULT_LPS_MAX_CONCURRENCY, description="Parallel POSTs at most."
+    )
+    LPS_QUEUE_FULL_COOLDOWN_SECONDS: bounds.QueueFullCooldownSeconds = Field(
+        bounds.DEFAULT_LPS_QUEUE_FULL_COOLDOWN_SECONDS,
+        description="After LPS's queue-full answer, new waves fail fast this long at most.",
+    )
+    LPS_AUTH_TOKEN: bounds.LPSAuthToken = Field(
+        None, description="Bearer token for LPS (stripped; blank means none)."
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -147,7 +165,10 @@ def _describe_validation_error(exc: ValidationError) -> str:
     lines = ["invalid cj-batching settings:"]
     for error in exc.errors(include_url=False):
         field = str(error["loc"][0]) if error["loc"] else "?"
-        value = "'**********'" if field in _SECRET_FIELDS else short_repr(error["input"])
+        hidden = field in _SECRET_FIELDS or isinstance(
+            error.get("ctx", {}).get("error"), bounds.HiddenInputError
+        )
+        value = "'**********'" if hidden else short_repr(error["input"])
         message = str(error["msg"]).removeprefix("Value error, ")
         lines.append(f"  {ENV_PREFIX}{field}={value}: {message}")
     return "\n".join(lines)
