@@ -795,6 +795,14 @@ def full_from(first_full: int) -> Callable[[RecordedRequest], Reply]:
     return answer
 
 
+def test_the_backpressure_counter_is_exposed_from_zero(
+    metrics: BatchingMetrics, registry: CollectorRegistry
+) -> None:
+    assert backpressure_counted(registry) == 0
+    metrics.record_backpressure()
+    assert backpressure_counted(registry) == 1
+
+
 async def test_queue_full_holds_back_the_rest_of_the_wave_unsent_and_uncounted(
     make_resolver: ResolverFactory,
     metrics: BatchingMetrics,

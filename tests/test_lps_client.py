@@ -26,6 +26,7 @@ from cj_batching.lps import (
     LPSClient,
     LPSError,
     QueuedComparison,
+    Transport,
 )
 from cj_batching.lps.retry import SleepFunction
 from cj_batching.modes import LLMProviderType
@@ -849,3 +850,70 @@ def test_lps_error_reads_well() -> None:
         "LPS submit failed after 0 attempt(s) (retryable): not sent: QUEUE_FULL: held back "
         "[retry after 12.5 s]"
     )
+
+
+# --- the LPS settings (one bound each, shared with the client) ------------------------------
+
+
+def test_lps_settings_defaults_match_the_deployed_cj() -> None:
+    from .conftest import make_settings
+
+    settings = make_settings()
+    assert settings.LLM_PROVIDER_SERVICE_URL == "http://llm_provider_service:8080/api/v1"
+    assert (settings.DEFAULT_LLM_MODEL, settings.DEFAULT_LLM_TEMPERATURE) == ("gpt-5.1", 0.1)
+    assert settings.LPS_QUEUE_FULL_COOLDOWN_SECONDS == 30
+    assert settings.LPS_AUTH_TOKEN is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("LLM_PROVIDER_SERVICE_URL", "llm_provider_service:8080", "'llm_provider_service:8080'"),
+        ("LLM_PROVIDER_SERVICE_URL", "http://lps/api?x=1", "'http://lps/api?x=1'"),
+        ("LLM_PROVIDER_SERVICE_URL", "http://cj:hunter2@lps/api", "'**********'"),
+        ("LPS_TIMEOUT_SECONDS", "0", "'0'"),
+        ("LPS_QUEUE_FULL_COOLDOWN_SECONDS", "-1", "'-1'"),
+        ("DEFAULT_LLM_TEMPERATURE", "2.5", "'2.5'"),
+        ("DEFAULT_LLM_MODEL", "  ", "'  '"),
+        ("LPS_AUTH_TOKEN", f"{TOKEN} {TOKEN}", "'**********'"),
+    ],
+)
+def test_a_bad_lps_setting_is_refused_at_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, shown: str
+) -> None:
+    from cj_batching import Settings, SettingsError
+
+    monkeypatch.setenv(f"CJ_ASSESSMENT_SERVICE_{variable}", value)
+    with pytest.raises(SettingsError) as info:
+        Settings(_env_file=None)
+    text = str(info.value)
+    assert f"CJ_ASSESSMENT_SERVICE_{variable}={shown}:" in text
+    assert "hunter2" not in text
+    assert TOKEN not in text
+
+
+def test_a_token_read_from_a_secret_file_loses_its_newline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from cj_batching import Settings
+
+    secret = tmp_path / "lps-token"
+    secret.write_text(f"{TOKEN}\n")
+    monkeypatch.setenv("CJ_ASSESSMENT_SERVICE_LPS_AUTH_TOKEN", secret.read_text())
+    settings = Settings(_env_file=None)
+    assert settings.LPS_AUTH_TOKEN is not None
+    assert settings.LPS_AUTH_TOKEN.get_secret_value() == TOKEN
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in repr(LPSClient.from_settings(settings))
+
+
+def test_the_transport_repr_shows_no_headers_or_secrets() -> None:
+    transport = Transport(
+        httpx.AsyncClient(),
+        "http://lps/api/v1/comparison",
+        {"Authorization": f"Bearer {TOKEN}"},
+        5.0,
+        (TOKEN,),
+    )
+    assert TOKEN not in repr(transport)
+    assert "http://lps/api/v1/comparison" in repr(transport)

@@ -231,3 +231,9 @@ def test_comparison_metadata_copies_reasoning_and_verbosity_when_set() -> None:
     metadata = comparison_metadata(base, "a", "b", reasoning_effort="high", output_verbosity="low")
     assert (metadata["reasoning_effort"], metadata["output_verbosity"]) == ("high", "low")
     assert "reasoning_effort" not in base  # the wave's base is shared: never mutated
+
+
+@pytest.mark.parametrize("bad", [-1, 2**31, True, 1.0, "3", None])
+def test_comparison_iteration_is_an_int_from_0(bad: object) -> None:
+    with pytest.raises(ValueError, match="comparison_iteration"):
+        BatchContext(1, comparison_iteration=bad)  # type: ignore[arg-type]

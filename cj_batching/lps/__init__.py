@@ -1,9 +1,9 @@
-"""The LLM Provider Service (LPS) side: wire models, answer classification, retry policy,
-back-pressure and the HTTP client, one concept per module."""
+"""The LLM Provider Service (LPS) side, one concept per module: wire models, errors,
+answer classification, retry policy, back-pressure, the HTTP transport and the client."""
 
 from cj_batching.lps.answers import PERMANENT_CODES, Answer, AnswerKind, classify_answer
 from cj_batching.lps.backpressure import Backpressure
-from cj_batching.lps.client import MAX_BODY_BYTES, LPSClient
+from cj_batching.lps.client import LPSClient
 from cj_batching.lps.errors import (
     CLIENT_ERROR,
     CONNECTION_ERROR,
@@ -22,6 +22,7 @@ from cj_batching.lps.models import (
     ReasoningEffort,
 )
 from cj_batching.lps.retry import RetryPolicy
+from cj_batching.lps.transport import MAX_BODY_BYTES, Transport
 
 __all__ = [
     "CLIENT_ERROR",
@@ -44,5 +45,6 @@ __all__ = [
     "QueuedComparison",
     "ReasoningEffort",
     "RetryPolicy",
+    "Transport",
     "classify_answer",
 ]

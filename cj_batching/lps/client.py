@@ -1,13 +1,11 @@
 """`LPSClient`: posts comparisons to `POST {base_url}/comparison` on httpx.
 
 `submit` returns the `QueuedComparison` of the 202 answer (the result arrives later on
-the callback topic) or raises `LPSError`. Each attempt has a **total** deadline
-(`timeout_seconds`: connect, send and the whole answer, not per read) and reads at most
-`MAX_BODY_BYTES` of the answer. Answers are classified by `classify_answer`, retried by
+the callback topic) or raises `LPSError`. Each attempt goes through the `Transport`
+(total deadline, capped read), its answer is classified by `classify_answer`, retried by
 the `RetryPolicy`, and a queue-full answer closes the shared `Backpressure` instead of
 being retried. At most `max_concurrency` POSTs are in flight across every caller of one
-client, and the connection pool is that large, so no request waits for (or fails on) a
-connection because of our own limits.
+client, and the connection pool never makes a request wait beyond that.
 
 Every attempt re-sends the same body, hence the same `correlation_id`: LPS has no
 idempotency key, so a retry after a timeout may queue a comparison twice; both results
@@ -25,7 +23,7 @@ import time
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 from uuid import UUID
 
 import httpx
@@ -33,27 +31,17 @@ from pydantic import SecretStr
 from tenacity import RetryCallState
 
 from cj_batching import bounds
-from cj_batching.lps.answers import Answer, classify_answer
+from cj_batching.lps.answers import Answer
 from cj_batching.lps.backpressure import Backpressure, Pass, Refusal
-from cj_batching.lps.errors import (
-    CLIENT_ERROR,
-    CONNECTION_ERROR,
-    PROTOCOL_ERROR,
-    QUEUE_FULL,
-    TIMEOUT,
-    LPSError,
-    redact,
-)
+from cj_batching.lps.errors import QUEUE_FULL, LPSError
 from cj_batching.lps.models import LLMComparisonRequest, QueuedComparison
 from cj_batching.lps.retry import RetryPolicy, SleepFunction
+from cj_batching.lps.transport import Transport, pooled_http
 from cj_batching.settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "LPSClient"]
+__all__ = ["LPSClient"]
 
 logger = logging.getLogger(__name__)
-
-MAX_BODY_BYTES: Final = 64 * 1024
-"""The longest answer read; a 202 is under 300 bytes, so more is a protocol error."""
 
 
 class LPSClient:
@@ -103,7 +91,7 @@ class LPSClient:
             queue_full_cooldown_seconds,
         )
         token = check(bounds.LPSAuthToken, "auth_token", auth_token, secret=True)
-        self._secrets = () if token is None else (token.get_secret_value(),)
+        secrets = () if token is None else (token.get_secret_value(),)
         _check_type("http", http, httpx.AsyncClient | None, "an httpx.AsyncClient or None")
         _check_type("rng", rng, random.Random | None, "a random.Random or None")
         for name, function in (("sleep", sleep), ("clock", clock)):
@@ -117,17 +105,16 @@ class LPSClient:
             rng=rng if rng is not None else random.Random(),  # noqa: S311 - jitter only
         )
         self._backpressure = Backpressure(float(cooldown), clock=clock)
-        self._headers = {
+        headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             "Accept-Encoding": "identity",  # an answer is < 300 bytes: nothing to inflate
         }
         if token is not None:
-            self._headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
         self._owns_http = http is None
-        # httpx's own per-phase timeouts only back up the total deadline of `_post`.
-        self._http_timeout = httpx.Timeout(self._timeout)
-        self._http = http if http is not None else _pooled_http(self._max_concurrency)
+        self._http = http if http is not None else pooled_http(self._max_concurrency)
+        self._transport = Transport(self._http, self._endpoint, headers, self._timeout, secrets)
         # One gate per event loop (an asyncio.Semaphore belongs to the loop it waits on).
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
         self._gates = weakref.WeakKeyDictionary()
@@ -160,7 +147,7 @@ class LPSClient:
         return self._backpressure
 
     def __repr__(self) -> str:
-        auth = "set" if self._secrets else "none"
+        auth = "set" if self._transport.secrets else "none"
         return (
             f"LPSClient(endpoint={self._endpoint!r}, timeout_seconds={self._timeout:g}, "
             f"max_retries={self._policy.max_retries}, max_concurrency={self._max_concurrency}, "
@@ -213,7 +200,7 @@ class LPSClient:
                     attempts += 1
                     if attempts == 1 and on_first_attempt is not None:
                         on_first_attempt()
-                    answer = await self._post(body)
+                    answer = await self._transport.post(body)
             except BaseException:
                 self._backpressure.abandon(admitted)
                 raise
@@ -235,59 +222,6 @@ class LPSClient:
         if gate is None:
             gate = self._gates[loop] = asyncio.Semaphore(self._max_concurrency)
         return gate
-
-    async def _post(self, body: bytes) -> Answer:
-        """One POST under the total deadline, its answer read up to MAX_BODY_BYTES."""
-        deadline = asyncio.get_running_loop().time() + self._timeout
-        scope = asyncio.timeout(None)
-
-        async def arm(event: str, _info: object) -> None:
-            # The deadline cancels only once the connection is up. httpcore 1.0.9 can lose
-            # a request cancelled while its connection is being assigned or opened, and
-            # stall others (encode/httpcore#1093; measured: 50-200 of 4 000 attempts never
-            # reached the loopback server); until then httpx's own connect timeout, the
-            # same budget, bounds the attempt (the gate keeps the pool from ever waiting).
-            if event.endswith("send_request_headers.started"):
-                scope.reschedule(deadline)
-
-        request = self._http.build_request(
-            "POST",
-            self._endpoint,
-            content=body,
-            headers=self._headers,
-            timeout=self._http_timeout,
-            extensions={"trace": arm},
-        )
-        response: httpx.Response | None = None
-        try:
-            async with scope:
-                response = await self._http.send(request, stream=True)
-                content = await _read_capped(response)
-        except (TimeoutError, httpx.TimeoutException):
-            message = f"no complete answer within the {self._timeout:g} s deadline"
-            return Answer("retryable", None, TIMEOUT, message)
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            return Answer("retryable", None, CONNECTION_ERROR, self._describe(exc))
-        except httpx.DecodingError as exc:
-            return Answer("final", None, PROTOCOL_ERROR, self._describe(exc))
-        except httpx.HTTPError as exc:
-            return Answer("final", None, CLIENT_ERROR, self._describe(exc))
-        finally:
-            # Closed outside the deadline: once the answer is read, returning the
-            # connection to the pool must not turn it into a timeout (and a duplicate).
-            if response is not None:
-                await response.aclose()
-        if content is None:
-            message = f"protocol error: answer body over {MAX_BODY_BYTES} bytes, cut off"
-            return Answer("final", response.status_code, PROTOCOL_ERROR, message)
-        return classify_answer(
-            response.status_code, response.headers, content, secrets=self._secrets
-        )
-
-    def _describe(self, exc: BaseException) -> str:
-        text = str(exc).strip()
-        described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        return redact(described, self._secrets)
 
     def _log_retry(self, cid: UUID) -> Callable[[RetryCallState], None]:
         def log(state: RetryCallState) -> None:
@@ -349,30 +283,6 @@ def _held_back(refusal: Refusal, attempts: int) -> Answer:
     return Answer("queue_full", None, QUEUE_FULL, message, refusal.retry_after_seconds)
 
 
-async def _read_capped(response: httpx.Response) -> bytes | None:
-    """The answer's body, or None when it is longer than MAX_BODY_BYTES (unread rest)."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _check_type(name: str, value: object, kind: Any, allowed: str) -> None:
     if not isinstance(value, kind):
         raise ValueError(f"{name}: {value!r} is not valid; allowed: {allowed}")
-
-
-def _pooled_http(max_concurrency: int) -> httpx.AsyncClient:
-    # The gate is the only limit on connections in use. A pool capped at the same number
-    # made requests wait for connections still being torn down after a timeout (measured:
-    # ~5 % of the fault suite's attempts timed out before reaching the server); uncapped,
-    # it keeps as many idle connections as POSTs may be in flight.
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=max_concurrency)
-    return httpx.AsyncClient(limits=limits)
