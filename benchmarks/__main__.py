@@ -26,6 +26,8 @@ BENCHMARKS: Final = {
     "reload": "flag file edit to first new answer: ours vs openfeature-provider-flagd FILE mode",
     "distinct_ids": "1 000 000 distinct batch ids: cache size and RSS growth",
     "lps": "perform_comparisons of 2 000 tasks vs plain httpx posts to a loopback LPS",
+    "guard": "rollout guard: observe() per result vs a counter inc, diverts() vs dict.get",
+    "report": "cj-batching report over 1 000 000 result events vs json.loads; peak RSS growth",
 }
 
 
@@ -41,8 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: fewer repetitions, edits, ids and tasks (same code paths; "
-        "figures are noisier and 1M ids become 100 000)",
+        help="smoke run: fewer repetitions, edits, ids, tasks and events (same code paths; "
+        "figures are noisier; 1M ids and 1M result events become 100 000)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     parser.add_argument(

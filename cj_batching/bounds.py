@@ -1,10 +1,12 @@
-"""The bounds and defaults that settings and constructor arguments share: one source each.
+"""The bounds and defaults of every tunable value, as constrained types shared by
+`Settings` and by whatever else accepts the same value (constructors, flag metadata), so
+each bound and default is written once.
 
-A bound is an `Annotated` type (pydantic constraints plus the refusals every number
-shares: no bools, no NaN or infinity). `Settings` fields are declared with it, and code
-that takes the same value as an argument checks it with `check(...)`, so an env variable
-and an argument accept the same values and explain a bad one the same way. A new setting
-with an argument twin adds its type and its default here, then uses both in both places.
+A bound is an `Annotated` type (pydantic constraints, plus for the LPS side the refusals
+every number shares: no bools, no NaN or infinity). `Settings` fields are declared with
+it, and code that takes the same value as an argument checks it with `check(...)`, so an
+env variable and an argument accept the same values and explain a bad one the same way.
+A new setting with an argument twin adds its type and its default here, then uses both.
 """
 
 from __future__ import annotations
@@ -38,9 +40,16 @@ __all__ = [
     "DEFAULT_LPS_TIMEOUT_SECONDS",
     "DEFAULT_LPS_URL",
     "MAX_COMPARISON_ITERATION",
+    "MAX_REPLICATES",
+    "MAX_RESULT_DEDUP_SIZE",
+    "MIN_REPLICATES",
     "BackoffSeconds",
     "BatchSize",
     "CallbackTopic",
+    "GuardAlpha",
+    "GuardErrorRateIncrease",
+    "GuardMinResults",
+    "GuardWaveMemory",
     "HiddenInputError",
     "LLMModelName",
     "LLMTemperature",
@@ -54,6 +63,8 @@ __all__ = [
     "MaxTokens",
     "PartialCompletionThreshold",
     "QueueFullCooldownSeconds",
+    "ReportReplicates",
+    "ResultDedupMaxsize",
     "check",
 ]
 
@@ -162,6 +173,29 @@ LPSAuthToken = Annotated[
     SecretStr | None, BeforeValidator(_blank_token_is_none), AfterValidator(_usable_token)
 ]
 """The LPS bearer token: stripped; blank means none; never shown."""
+
+
+# --- the rollout guard, results, the report ----------------------------------------------
+
+# The rollout guard (cj_batching.guard). A fraction of results, so strictly inside 0..1.
+GuardErrorRateIncrease = Annotated[float, Field(gt=0, lt=1)]
+# Below ~10 results a rate is not a measurement; above 10 M the guard would never act.
+GuardMinResults = Annotated[int, Field(ge=10, le=10_000_000)]
+# The always-valid false-trip bound per source and arm; above 0.2 a guard is a coin flip.
+GuardAlpha = Annotated[float, Field(gt=0, le=0.2)]
+# Waves remembered for the cluster-robust variance (~100 bytes each).
+GuardWaveMemory = Annotated[int, Field(ge=1, le=10_000_000)]
+
+# Recent result event ids remembered against Kafka redeliveries (cj_batching.results):
+# a bound, not a suggestion (the memory an id takes: docs/performance.md).
+MAX_RESULT_DEDUP_SIZE: Final = 10_000_000
+ResultDedupMaxsize = Annotated[int, Field(ge=1, le=MAX_RESULT_DEDUP_SIZE)]
+
+# Bootstrap replicates of the experiment report (cj_batching.report): below 100 the 2.5 %
+# tails rest on two or three values; above 100 000 a report takes minutes for nothing.
+MIN_REPLICATES: Final = 100
+MAX_REPLICATES: Final = 100_000
+ReportReplicates = Annotated[int, Field(ge=MIN_REPLICATES, le=MAX_REPLICATES)]
 
 
 @functools.cache

@@ -5,7 +5,9 @@ from __future__ import annotations
 from openfeature.provider import FeatureProvider
 
 from cj_batching.flag_checks import batching_flag_checks
+from cj_batching.guard import RolloutGuard
 from cj_batching.metrics import BatchingMetrics
+from cj_batching.metrics.flag_set import track_flag_set
 from cj_batching.resolver import BatchingModeResolver
 from cj_batching.settings import Settings
 from flags import bind_provider, make_provider
@@ -41,12 +43,18 @@ def configure(
     metrics: BatchingMetrics | None = None,
     domain: str = DOMAIN,
 ) -> BatchingModeResolver:
-    """Build the provider `settings` name, bind it to `domain`, return a resolver on it.
+    """Build the provider `settings` name, bind it to `domain`, return a resolver on it,
+    with a `RolloutGuard` reporting to `metrics` unless `GUARD_ENABLED` is false.
 
     Never raises because of flags: a provider that cannot start (say the flag file is
     missing) stays bound in ERROR and every resolution falls back to the env default
-    until it recovers. Invalid settings raise `SettingsError`.
+    until it recovers. Invalid settings raise `SettingsError`. With `metrics`, the
+    resolutions are counted and the flag-set families (`cj_llm_batching_flags_info`...)
+    follow the provider's events.
     """
     settings = Settings() if settings is None else settings
     client = bind_provider(provider_for(settings), domain)
-    return BatchingModeResolver(settings, client, metrics=metrics)
+    if metrics is not None:
+        track_flag_set(client, metrics)
+    guard = RolloutGuard(settings, metrics=metrics) if settings.GUARD_ENABLED else None
+    return BatchingModeResolver(settings, client, metrics=metrics, guard=guard)

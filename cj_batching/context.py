@@ -10,6 +10,7 @@ from cj_batching._text import short_repr
 from cj_batching.bounds import MAX_COMPARISON_ITERATION
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from cj_batching.overrides import BatchConfigOverrides
+from cj_batching.resolution import Resolution
 
 __all__ = ["KNOWN_SOURCES", "REQUEST_TYPES", "BatchContext", "CacheKey", "normalise_token"]
 
@@ -20,9 +21,13 @@ REQUEST_TYPES: Final = ("cj_comparison", "cj_retry")
 # short printable tokens so a 10 KB or control-character value is refused at the edge.
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
 _BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+# ASCII digits only: int() also reads "1_0" and non-ASCII digits.
+_NUMERIC_ID = re.compile(r"[0-9]{1,128}")
+_MAX_BATCH_ID = 10**18 - 1
 _EXAMPLES = {"cj_source": KNOWN_SOURCES, "request_type": REQUEST_TYPES}
 
-CacheKey = tuple[str, str, LLMProviderType | None, str, LLMBatchingMode | None]
+PinKey = tuple[LLMBatchingMode, str, str | None, str | None, object]
+CacheKey = tuple[str, str, LLMProviderType | None, str, LLMBatchingMode | None, PinKey | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +36,18 @@ class BatchContext:
 
     `cj_source` and `request_type` are stripped and lower-cased (an empty source means
     `els`); `llm_provider` is parsed to `LLMProviderType` (None means the settings'
-    default provider); a string batch id is stripped; `comparison_iteration` is the
-    batch's wave number (0 for the first), sent to LPS in the metadata. Anything else is
-    a `ValueError` naming the field, the value and what is allowed.
+    default provider). `pinned` is the resolution the CJ service stored at the batch's
+    first wave (`Resolution.from_record`): the batch keeps that mode unless an
+    override, the allow list, a DISABLED flag or a tripped guard says otherwise.
+    `comparison_iteration` is the batch's wave number (0 for the first), sent to LPS in
+    the metadata. Anything else is a `ValueError` naming the field, the value and what is
+    allowed.
+
+    Batch ids: CJ batch ids are integer keys, so a numeric id becomes the int itself,
+    whatever its spelling: `1`, `"1"`, `"01"` and `" 1"` are one batch, with one
+    targeting key (`"1"`) and so one rollout arm. Any other string (1-128 letters,
+    digits and `_ . : -`, starting with a letter or digit; surrounding whitespace
+    ignored) is an opaque id used exactly as given (`"b-7"` and `"B-7"` differ).
     """
 
     cj_batch_id: int | str
@@ -41,6 +55,7 @@ class BatchContext:
     llm_provider: LLMProviderType | str | None = None
     request_type: str = "cj_comparison"
     overrides: BatchConfigOverrides | None = None
+    pinned: Resolution | None = None
     comparison_iteration: int = 0
     cache_key: CacheKey = field(init=False, repr=False, compare=False)
 
@@ -59,12 +74,23 @@ class BatchContext:
             )
         _check_iteration(self.comparison_iteration)
         override = self.overrides.llm_batching_mode_override if self.overrides else None
+        if not isinstance(self.pinned, Resolution | None):
+            raise ValueError(
+                f"pinned: {short_repr(self.pinned)} must be a Resolution or None "
+                "(Resolution.from_record(stored_record))"
+            )
+        pin = self.pinned
+        pin_key = (
+            None
+            if pin is None
+            else (pin.mode, pin.decided_by, pin.flag_variant, pin.flag_set_version, pin.decided_at)
+        )
         object.__setattr__(self, "cj_batch_id", batch_id)
         object.__setattr__(self, "cj_source", source)
         object.__setattr__(self, "request_type", request_type)
         object.__setattr__(self, "llm_provider", provider)
         # Precomputed: the cache-hit path of resolve() must stay a single dict probe.
-        key = (str(batch_id), source, provider, request_type, override)
+        key = (str(batch_id), source, provider, request_type, override, pin_key)
         object.__setattr__(self, "cache_key", key)
 
     @property
@@ -79,19 +105,24 @@ class BatchContext:
 
 
 def _batch_id(value: object) -> int | str:
+    """The one rule for batch ids (see `BatchContext`): numeric ids to their int."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(
             f"cj_batch_id: {short_repr(value)} must be an int or a str (the CJ batch primary key)"
         )
-    if isinstance(value, int) and not 0 <= value < 10**18:
-        raise ValueError(f"cj_batch_id: {short_repr(value)} must be in 0..10**18-1")
     if isinstance(value, str):
-        value = value.strip()
-        if not _BATCH_ID.fullmatch(value):
-            raise ValueError(
-                f"cj_batch_id: {short_repr(value)} is not a usable batch id; allowed: 1-128 "
-                "characters from letters, digits and _ . : - (starting with a letter/digit)"
-            )
+        text = value.strip()
+        if not _NUMERIC_ID.fullmatch(text):
+            if not _BATCH_ID.fullmatch(text):
+                raise ValueError(
+                    f"cj_batch_id: {short_repr(value)} is not a usable batch id; allowed: an "
+                    "integer, or 1-128 characters from letters, digits and _ . : - (starting "
+                    "with a letter/digit)"
+                )
+            return text
+        value = int(text)
+    if not 0 <= value <= _MAX_BATCH_ID:
+        raise ValueError(f"cj_batch_id: {short_repr(value)} must be in 0..10**18-1")
     return value
 
 

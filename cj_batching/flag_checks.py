@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cj_batching._text import short_repr
+from cj_batching.guard.checks import guard_metadata_check
 from cj_batching.modes import LLMBatchingMode, LLMProviderType
 from cj_batching.resolver.guardrail import parse_allow_list
 from cj_batching.settings import Settings
@@ -45,7 +46,7 @@ def batching_flag_checks(settings: Settings) -> list[DocumentCheck]:
             if parse_allow_list(value) is None
         ]
 
-    return [check_mode_flag, check_allow_list_flag]
+    return [check_mode_flag, check_allow_list_flag, guard_metadata_check(settings)]
 
 
 def _variants(document: Mapping[str, Any], flag_key: str) -> list[tuple[str, object]]:

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
 from cj_batching import bounds
 from cj_batching._text import short_repr
+from cj_batching.bounds import (
+    GuardAlpha,
+    GuardErrorRateIncrease,
+    GuardMinResults,
+    GuardWaveMemory,
+    ResultDedupMaxsize,
+)
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
+from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE
 from flags import ProviderKind
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "CJ_ASSESSMENT_SERVICE_"
+_log = logging.getLogger(__name__)
 _FLAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # short, printable: logged
 
 
@@ -98,13 +112,38 @@ class Settings(BaseSettings):
         None, description="Bearer token for LPS (stripped; blank means none)."
     )
 
+    # The rollout guard: flag metadata guard_* keys override these per flag set version.
+    GUARD_ENABLED: bool = Field(
+        True, description="Guard flag rollouts: pull a failing arm back to the control mode."
+    )
+    GUARD_MAX_ERROR_RATE_INCREASE: GuardErrorRateIncrease = Field(
+        0.05, description="Largest tolerated error-rate increase of an arm over the control."
+    )
+    GUARD_MIN_RESULTS: GuardMinResults = Field(
+        200, description="Results the arm and the control each need before the guard may trip."
+    )
+    GUARD_ALPHA: GuardAlpha = Field(
+        0.01, description="Bound on the chance of tripping an arm no worse than the control."
+    )
+    GUARD_WAVE_MEMORY: GuardWaveMemory = Field(
+        50_000, description="Waves remembered to measure failures that come in bundles."
+    )
+
+    RESULT_DEDUP_MAXSIZE: ResultDedupMaxsize = Field(
+        DEFAULT_DEDUP_MAXSIZE,
+        description="Recent result event ids remembered, so a Kafka redelivery is counted "
+        "once (metrics and report).",
+    )
+
     def __init__(self, **values: Any) -> None:
+        origins = _origins(values, self.model_config.get("env_file"))
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise SettingsError(_describe_validation_error(exc)) from None
+            raise SettingsError(_describe_validation_error(exc, origins)) from None
         except _SourceError as exc:
             raise SettingsError(str(exc)) from None
+        _warn_unknown(origins, type(self).model_fields)
 
     @field_validator("FLAGS_PROVIDER", mode="before")
     @classmethod
@@ -161,7 +200,7 @@ def _split_list(text: str) -> object:
 _SECRET_FIELDS = frozenset({"FLAGS_OFREP_TOKEN", "LPS_AUTH_TOKEN"})
 
 
-def _describe_validation_error(exc: ValidationError) -> str:
+def _describe_validation_error(exc: ValidationError, origins: Mapping[str, str]) -> str:
     lines = ["invalid cj-batching settings:"]
     for error in exc.errors(include_url=False):
         field = str(error["loc"][0]) if error["loc"] else "?"
@@ -170,5 +209,58 @@ def _describe_validation_error(exc: ValidationError) -> str:
         )
         value = "'**********'" if hidden else short_repr(error["input"])
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"  {ENV_PREFIX}{field}={value}: {message}")
+        origin = origins.get(f"{ENV_PREFIX}{field}".upper())
+        where = f" (from {origin})" if origin else ""
+        lines.append(f"  {ENV_PREFIX}{field}={value}{where}: {message}")
     return "\n".join(lines)
+
+
+def _origins(values: Mapping[str, Any], configured: object) -> dict[str, str]:
+    """Where each `CJ_ASSESSMENT_SERVICE_*` name comes from, upper-cased as pydantic-
+    settings matches them (case-insensitively): the environment wins over `.env`, and
+    values given to `Settings(...)` win over both. Only names, never values: secrets."""
+    origins: dict[str, str] = {}
+    env_file = values.get("_env_file", configured)
+    files = env_file if isinstance(env_file, list | tuple) else [env_file]
+    for file in files:
+        if file is None or str(file) == ".":  # "." is pydantic-settings' "unset"
+            continue
+        path = Path(file)
+        try:
+            names = dotenv_values(path) if path.is_file() else {}
+        except (OSError, UnicodeDecodeError, ValueError):  # reported by pydantic-settings
+            names = {}
+        origins.update((name.upper(), f".env file {path}") for name in names)
+    origins.update((name.upper(), "the environment") for name in os.environ)
+    origins.update((f"{ENV_PREFIX}{name}".upper(), "the arguments") for name in values)
+    return {name: origin for name, origin in origins.items() if name.startswith(ENV_PREFIX)}
+
+
+# The host CJ service reads its own CJ_ASSESSMENT_SERVICE_* settings (database, Kafka,
+# ...): only names that look like ours are worth a WARNING, i.e. a close match of a
+# setting (a typo) or a name in one of this library's own families.
+_OWN_FAMILIES = ("FLAGS_", "LPS_", "GUARD_", "RESOLUTION_", "RESULT_", "LLM_BATCH")
+
+
+def _warn_unknown(origins: Mapping[str, str], fields: Mapping[str, object]) -> None:
+    """One WARNING per `CJ_ASSESSMENT_SERVICE_*` name that looks like a setting of ours
+    but is not one (a typo is otherwise silently ignored, and the default used); other
+    unknown names belong to the host service and are only logged at DEBUG."""
+    known = [name.upper() for name in fields]
+    for name, origin in origins.items():
+        short = name.removeprefix(ENV_PREFIX)
+        if short in known or origin == "the arguments":
+            continue
+        # Compared without the shared prefix, which would make any two names look alike.
+        close = difflib.get_close_matches(short, known, n=1, cutoff=0.8)
+        if not close and not short.startswith(_OWN_FAMILIES):
+            _log.debug("%s (from %s) is not a cj-batching setting", name, origin)
+            continue
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        _log.warning(
+            "%s (from %s) is not a cj-batching setting and is ignored%s",
+            name,
+            origin,
+            hint,
+            extra={"setting": name, "setting_origin": origin},
+        )

@@ -8,7 +8,7 @@ from flags.evaluation import EVALUATION_TIMEOUT, FlagAnswer, FlagEvaluator
 from flags.evaluator import FlagdEvaluatingProvider, evaluates_in_process
 from flags.factory import PROVIDER_KINDS, ProviderKind, make_provider
 from flags.file_provider import FlagdFileProvider
-from flags.inspection import declared_fractions
+from flags.inspection import Change, Outcome, OutcomeKind, document_changes, flag_outcome
 from flags.loading import (
     MAX_DOCUMENT_BYTES,
     DocumentCheck,
@@ -25,6 +25,7 @@ __all__ = [
     "EVALUATION_TIMEOUT",
     "MAX_DOCUMENT_BYTES",
     "PROVIDER_KINDS",
+    "Change",
     "DocumentCheck",
     "DocumentError",
     "FlagAnswer",
@@ -32,13 +33,16 @@ __all__ = [
     "FlagdEvaluatingProvider",
     "FlagdFileProvider",
     "FlagdMemoryProvider",
+    "Outcome",
+    "OutcomeKind",
     "Problem",
     "ProviderKind",
     "bind_provider",
     "check_document",
-    "declared_fractions",
+    "document_changes",
     "document_format",
     "evaluates_in_process",
+    "flag_outcome",
     "load_document",
     "make_provider",
     "parse_document",

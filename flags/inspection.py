@@ -1,42 +1,125 @@
-"""Reading what a flag document declares, for previews: the fractional split in effect."""
+"""Reading what a flag document declares, for previews and summaries: what a flag's
+rules give one evaluation context (a split, one variant, the default), and what changed
+between two documents. Generic: any flagd document, any flag, any attributes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import difflib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from json_logic import jsonLogic
+from json_logic.builtins import BUILTINS
 from openfeature.contrib.tools.flagd.core.targeting.custom_ops import fractional
 from openfeature.contrib.tools.flagd.core.targeting.targeting import OPERATORS
-from openfeature.evaluation_context import EvaluationContext
 
-__all__ = ["declared_fractions"]
+_op_var = BUILTINS["var"]
+
+__all__ = ["Change", "ChangeKind", "Outcome", "OutcomeKind", "document_changes", "flag_outcome"]
+
+OutcomeKind = Literal["disabled", "split", "variant", "default", "varies"]
+
+# What an evaluation reads of its context that differs from one targeting key to the
+# next: the key itself and the `$flagd` properties (the timestamp); `var` of "" is all.
+_PER_KEY: Final = frozenset({"", "targetingKey", "$flagd"})
+_ANY_KEY: Final = "0"  # the evaluation below never reads it, or it says it did
 
 
-def declared_fractions(
-    document: Mapping[str, Any], flag_key: str, context: EvaluationContext
-) -> dict[str, int] | None:
-    """The `fractional` weights the flag's targeting reaches in `context`, or None.
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a flag gives every evaluation of one context, whatever its targeting key.
 
-    The targeting is evaluated the way flagd-core does (same operators, `$ref`s
-    expanded) with `fractional` instrumented, so whichever rule applies to that
-    context (say, the one for `cj_source == "els"`) reports its own weights.
+    - `disabled`: the flag is DISABLED (callers get their default);
+    - `split`: a `fractional` rule; `weights` in list order, sticky per targeting key
+      (`bucket_by` None) or per the value of the `bucket_by` expression;
+    - `variant`: the same `variant` for every key;
+    - `default`: no rule gives a variant, so `defaultVariant` applies (`variant`; None:
+      callers get their default);
+    - `varies`: the rule reads the targeting key (or the time) some other way.
+
+    Every kind but `split` and `varies` is exact: the same answer for every key.
     """
-    flag = document.get("flags", {}).get(flag_key)
-    if not isinstance(flag, Mapping) or not isinstance(flag.get("targeting"), Mapping):
+
+    kind: OutcomeKind
+    variant: str | None = None
+    weights: tuple[tuple[str, int], ...] = ()
+    bucket_by: Any = None
+
+    @property
+    def same_for_every_key(self) -> bool:
+        """Whether every targeting key gets the same answer (proven, not sampled)."""
+        return self.kind in ("disabled", "variant", "default")
+
+    def shares(self) -> dict[str, float]:
+        """A split's variants with their share of keys (0..1), in list order."""
+        total = sum(weight for _, weight in self.weights)
+        return {name: weight / total if total else 0.0 for name, weight in self.weights}
+
+
+def flag_outcome(
+    document: Mapping[str, Any], flag_key: str, attributes: Mapping[str, Any]
+) -> Outcome | None:
+    """What `flag_key` gives a context with `attributes`, or None without such a flag.
+
+    The targeting is evaluated once the way flagd-core does (its operators, `$ref`s
+    expanded, `$flagd` properties set), with `fractional` and `var` instrumented: the
+    rule that applies to the context reports its weights, and an evaluation that never
+    reads the targeting key or the time (outside a split) is the same for every key.
+    """
+    flag = (document.get("flags") or {}).get(flag_key)
+    if not isinstance(flag, Mapping):
         return None
-    targeting = _expand(flag["targeting"], document.get("$evaluators") or {})
-    reached: list[tuple[Any, ...]] = []
+    if flag.get("state") == "DISABLED":
+        return Outcome("disabled")
+    default = flag.get("defaultVariant")
+    default = None if default is None else str(default)
+    targeting = flag.get("targeting")
+    if not isinstance(targeting, Mapping) or not targeting:
+        return Outcome("default", default)
+    fractions: list[Any] = []
+    rule = _instrument(_expand(targeting, document.get("$evaluators") or {}), fractions)
+    trace = _Trace()
+    data = {**attributes, "targetingKey": _ANY_KEY}
+    data["$flagd"] = {"flagKey": flag_key, "timestamp": int(time.time())}
+    variant = _variant_name(jsonLogic(rule, data, {**OPERATORS, **trace.operators(fractions)}))
+    if trace.read_per_key or len(trace.splits) > 1:
+        return Outcome("varies")
+    if trace.splits:
+        node, args = trace.splits[0]
+        raw = fractions[node]
+        bucket_by = raw[0] if raw and not isinstance(raw[0], list) else None
+        return Outcome("split", weights=_weights(args), bucket_by=bucket_by)
+    return Outcome("default", default) if variant is None else Outcome("variant", variant)
 
-    def record(data: Any, *args: Any) -> Any:
-        reached.append(args)
-        return fractional(data, *args)
 
-    data: dict[str, Any] = dict(context.attributes)
-    data["targetingKey"] = context.targeting_key
-    data["$flagd"] = {"flagKey": flag_key, "timestamp": 0}
-    jsonLogic(targeting, data, {**OPERATORS, "fractional": record})
-    return _weights(reached[-1]) if reached else None
+class _Trace:
+    """What one instrumented evaluation reached (splits) and read (per-key data)."""
+
+    def __init__(self) -> None:
+        self.splits: list[tuple[int, tuple[Any, ...]]] = []
+        self.read_per_key = False
+
+    def operators(self, fractions: list[Any]) -> dict[str, Any]:
+        def split(node: int) -> Any:
+            def record(data: Any, *args: Any) -> Any:
+                self.splits.append((node, args))
+                return fractional(data, *args)
+
+            return record
+
+        def read(data: Any = None, key: Any = None, default: Any = None) -> Any:
+            if key is None or str(key).split(".")[0] in _PER_KEY:
+                self.read_per_key = True
+            return _op_var(data, key, default)
+
+        def bucket_value(data: Any = None, key: Any = None, default: Any = None) -> Any:
+            return _op_var(data, key, default)  # a split's own bucketing: not a "read"
+
+        operators = {f"fractional#{node}": split(node) for node in range(len(fractions))}
+        return {**operators, "var": read, "var#bucket": bucket_value}
 
 
 def _expand(node: Any, evaluators: Mapping[str, Any]) -> Any:
@@ -49,6 +132,118 @@ def _expand(node: Any, evaluators: Mapping[str, Any]) -> Any:
     return {key: _expand(value, evaluators) for key, value in node.items()}
 
 
-def _weights(args: tuple[Any, ...]) -> dict[str, int]:
+def _instrument(node: Any, fractions: list[Any]) -> Any:
+    """Rename each `fractional` node to its own operator, so a recording tells which
+    node (and so which raw bucketing expression) an evaluation reached."""
+    if isinstance(node, list):
+        return [_instrument(item, fractions) for item in node]
+    if not isinstance(node, Mapping):
+        return node
+    if set(node) == {"fractional"}:
+        args = node["fractional"]
+        fractions.append(args)
+        name = f"fractional#{len(fractions) - 1}"
+        if isinstance(args, list) and args and _is_var(args[0]):
+            # A bucketing value that is a plain `var` (e.g. of targetingKey) is the
+            # split's own business: it must not count as a rule reading the key.
+            return {name: [{"var#bucket": args[0]["var"]}, *_instrument(args[1:], fractions)]}
+        return {name: _instrument(args, fractions)}
+    return {key: _instrument(value, fractions) for key, value in node.items()}
+
+
+def _is_var(node: Any) -> bool:
+    return isinstance(node, Mapping) and set(node) == {"var"}
+
+
+def _weights(args: tuple[Any, ...]) -> tuple[tuple[str, int], ...]:
     buckets = [arg for arg in args if isinstance(arg, list) and arg]
-    return {str(bucket[0]): int(bucket[1]) if len(bucket) > 1 else 1 for bucket in buckets}
+    return tuple((str(bucket[0]), int(bucket[1]) if len(bucket) > 1 else 1) for bucket in buckets)
+
+
+def _variant_name(result: Any) -> str | None:
+    """A targeting result as flagd-core reads it: a variant key, or None (no variant)."""
+    if result is None or result == "":
+        return None
+    if isinstance(result, bool):
+        return "true" if result else "false"
+    return str(result)
+
+
+ChangeKind = Literal["added", "removed", "changed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between two documents at the JSON pointer `path`: `old` and `new`
+    are the values (None on the side where `kind` says there is nothing)."""
+
+    path: str
+    old: Any
+    new: Any
+    kind: ChangeKind = "changed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"path", "old", "new"}` (null on a side that has nothing at `path`)."""
+        return {"path": self.path, "old": self.old, "new": self.new}
+
+
+_ABSENT: Final = object()
+
+
+def document_changes(old: Any, new: Any) -> list[Change]:
+    """Every difference between `old` and `new`, as small as it can be located: mapping
+    keys compared one by one; list items aligned (an inserted rule is one change at its
+    new index, a removed one at its old index); anything else by value."""
+    return list(_changes("", old, new))
+
+
+def _changes(path: str, old: Any, new: Any) -> Iterator[Change]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in [*old, *(key for key in new if key not in old)]:
+            yield from _changes(
+                f"{path}/{_escape(str(key))}", old.get(key, _ABSENT), new.get(key, _ABSENT)
+            )
+    elif isinstance(old, list) and isinstance(new, list):
+        yield from _list_changes(path, old, new)
+    elif old is _ABSENT:
+        yield Change(path or "/", None, new, "added")
+    elif new is _ABSENT:
+        yield Change(path or "/", old, None, "removed")
+    elif not _same(old, new):
+        yield Change(path or "/", old, new)
+
+
+def _list_changes(path: str, old: list[Any], new: list[Any]) -> Iterator[Change]:
+    if len(old) == len(new):
+        for index, (before, after) in enumerate(zip(old, new, strict=True)):
+            yield from _changes(f"{path}/{index}", before, after)
+        return
+    matcher = difflib.SequenceMatcher(
+        a=[_canonical(item) for item in old], b=[_canonical(item) for item in new], autojunk=False
+    )
+    for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        pairs = min(old_end - old_start, new_end - new_start) if tag == "replace" else 0
+        for offset in range(pairs):
+            yield from _changes(
+                f"{path}/{new_start + offset}", old[old_start + offset], new[new_start + offset]
+            )
+        for index in range(old_start + pairs, old_end):
+            yield Change(f"{path}/{index}", old[index], None, "removed")
+        for index in range(new_start + pairs, new_end):
+            yield Change(f"{path}/{index}", None, new[index], "added")
+
+
+def _same(old: Any, new: Any) -> bool:
+    # 1 == 1.0 == True in Python, but not in a flag document (a float weight turns a
+    # split off; a boolean variant is not a number).
+    return type(old) is type(new) and old == new
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")

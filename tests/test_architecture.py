@@ -42,6 +42,8 @@ def test_flags_knows_nothing_about_batching(path: Path) -> None:
                 "Resolution",
                 "BatchingModeResolver",
                 "configure",
+                "RolloutGuard",
+                "ArmResult",
             ],
         ),
         ("flags", ["FlagdFileProvider", "FlagdMemoryProvider", "validate_document", "Problem"]),

@@ -13,7 +13,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_benchmarks_run_and_report_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "resolve", "wave", "--quick", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "resolve",
+            "wave",
+            "guard",
+            "--quick",
+            "--json",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -28,6 +38,8 @@ def test_quick_benchmarks_run_and_report_every_figure(tmp_path: Path) -> None:
         "resolve.miss_with_allow_list",
         "resolve.miss_mode_flag_only",
         "wave.prepare_per_comparison",
+        "guard.observe_vs_counter",
+        "guard.diverts_vs_dict",
     } <= names
     for name in names:
         assert name in done.stdout  # one printed line per figure

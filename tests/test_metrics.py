@@ -89,7 +89,7 @@ def resolution(
     [
         ("cj_llm_requests_total", {"batching_mode"}, 3),
         ("cj_llm_batches_started_total", {"batching_mode"}, 3),
-        ("cj_llm_batching_resolutions_total", {"batching_mode", "decided_by", "cj_source"}, 36),
+        ("cj_llm_batching_resolutions_total", {"batching_mode", "decided_by", "cj_source"}, 48),
         ("cj_llm_batching_flag_errors_total", {"error_code"}, len(FLAG_ERROR_CODES)),
         ("cj_llm_batching_guardrail_downgrades_total", {"llm_provider"}, 5),
     ],

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -11,7 +19,7 @@ import yaml
 
 from cj_batching.cli import main
 
-from .documents import batching_document
+from .documents import batching_document, document, mode_flag
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +57,7 @@ def test_split_matches_the_declared_weights(
     sigma = math.sqrt(expected * (1 - expected) / 20000)
     assert abs(observed - expected) < 5 * sigma
     assert modes["provider_batch_api"]["count"] + modes["serial_bundle"]["count"] == 20000
-    assert result["decided_by"] == {"override": 0, "flag": 20000, "default": 0}
+    assert result["decided_by"] == {"override": 0, "flag": 20000, "default": 0, "guard": 0}
 
 
 def test_json_shape_for_several_sources(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,6 +83,7 @@ def test_json_shape_for_several_sources(capsys: pytest.CaptureFixture[str]) -> N
             "modes",
             "decided_by",
             "declared_weights",
+            "guardrail_downgrades",
         }
         assert (result["provider"], result["batches"]) == ("anthropic", 500)
         modes = result["modes"]
@@ -84,24 +93,96 @@ def test_json_shape_for_several_sources(capsys: pytest.CaptureFixture[str]) -> N
         assert math.isclose(sum(m["share"] for m in modes.values()), 1.0)
     bos, eng5 = results[1], results[2]
     assert bos["declared_weights"] is None
-    assert bos["decided_by"] == {"override": 0, "flag": 0, "default": 500}
+    assert bos["decided_by"] == {"override": 0, "flag": 0, "default": 500, "guard": 0}
     assert eng5["modes"]["provider_batch_api"]["count"] == 500  # type: ignore[index]
 
 
+GUARDED = ("--source", "eng5_runner", "--provider", "google", "--batches", "100")
+
+
 def test_the_guardrail_shows_in_the_preview(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = rollout_json(capsys, *GUARDED, "--flags", str(ROOT / "flags.yaml"))
+    assert result["modes"]["provider_batch_api"]["count"] == 0  # type: ignore[index]
+    assert result["modes"]["serial_bundle"]["count"] == 100  # type: ignore[index]
+
+
+def test_guardrail_downgrades_are_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = rollout_json(capsys, *GUARDED, "--flags", str(ROOT / "flags.yaml"))
+    assert result["guardrail_downgrades"] == 100
+
+
+def test_an_allowed_provider_has_no_downgrades(capsys: pytest.CaptureFixture[str]) -> None:
     (result,) = rollout_json(
         capsys,
         "--source",
         "eng5_runner",
         "--provider",
-        "google",
-        "--batches",
-        "100",
+        "openai",
         "--flags",
         str(ROOT / "flags.yaml"),
     )
-    assert result["modes"]["provider_batch_api"]["count"] == 0  # type: ignore[index]
-    assert result["modes"]["serial_bundle"]["count"] == 100  # type: ignore[index]
+    assert result["guardrail_downgrades"] == 0
+
+
+def test_guardrail_downgrades_are_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = rollout(capsys, *GUARDED, "--flags", str(ROOT / "flags.yaml"))
+    assert code == 0
+    assert "guardrail: 100 of 100 asked for provider_batch_api, which google may not use" in out
+
+
+def test_the_downgrade_warning_is_logged_once_per_run(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = rollout(capsys, *GUARDED, "--flags", str(ROOT / "flags.yaml"))
+    assert code == 0
+    warnings = [line for line in err.splitlines() if "is not allowed for provider" in line]
+    assert warnings == [
+        "WARNING cj_batching.resolver.guardrail: provider_batch_api is not allowed for "
+        "provider google; using serial_bundle"
+    ]
+
+
+def _run_with_stderr_on_a_terminal(*argv: str) -> str:
+    """The CLI in a subprocess whose stderr is a pseudo-terminal; what it showed there."""
+    primary, secondary = pty.openpty()
+    # A fresh pseudo-terminal is 0 columns wide (tqdm then draws nothing): give it 80.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cj_batching", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+            timeout=120,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        shown = b""
+        while select.select([primary], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    assert done.returncode == 0
+    return shown.decode(errors="replace")
+
+
+LONG_RUN = ("rollout", "--source", "els", "--batches", "30000", "--flags", str(ROOT / "flags.yaml"))
+
+
+def test_a_long_run_shows_progress_on_a_terminal() -> None:
+    assert "rollout:" in _run_with_stderr_on_a_terminal(*LONG_RUN)
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = rollout(capsys, *LONG_RUN[1:])
+    assert code == 0
+    assert err == ""
 
 
 def test_same_ids_same_arms_across_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,6 +206,7 @@ def test_human_table(capsys: pytest.CaptureFixture[str]) -> None:
         (["--source", "els", "--batches", "0"], "--batches: 0 must be in 1.."),
         (["--source", "bad source"], "cj_source"),
         (["--sources", ","], "at least one source"),
+        (["--sources", ""], "at least one source"),
         (["--source", "els", "--provider", "azure"], "llm_provider"),
     ],
 )
@@ -132,3 +214,15 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str], messa
     code, _, err = rollout(capsys, *argv, "--flags", str(ROOT / "flags.yaml"))
     assert code == 2
     assert message in err
+
+
+def test_a_rule_on_one_batch_id_is_counted_exactly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # No shortcut may skip ids when a rule reads the batch id: one id in 10 000 differs.
+    one_id = {"if": [{"==": [{"var": "targetingKey"}, "5000"]}, "per_request", None]}
+    path = tmp_path / "flags.yaml"
+    path.write_text(yaml.safe_dump(document(mode_flag(one_id))))
+    (result,) = rollout_json(capsys, "--source", "bos", "--batches", "10000", "--flags", str(path))
+    assert result["modes"]["per_request"]["count"] == 1  # type: ignore[index]
+    assert result["modes"]["serial_bundle"]["count"] == 9999  # type: ignore[index]

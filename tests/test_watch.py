@@ -1,46 +1,60 @@
-"""`cj-batching watch`: one line per accepted or rejected version."""
+"""`cj-batching watch`: one line (or JSON object) per accepted or rejected version."""
 
 from __future__ import annotations
 
-import argparse
+import inspect
 import io
+import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from cj_batching.cli import watch
+from cj_batching.cli import build_parser, watch
+from flags import DocumentError
 from flags.testing import wait_until, write_atomically
 
 from .documents import batching_document
 
 Output = Callable[[], list[str]]
+Watcher = Callable[..., Output]
+
+NAMES_REJECTED_VERSIONS = "version" in inspect.signature(DocumentError.__init__).parameters
+needs_rejected_version = pytest.mark.skipif(
+    not NAMES_REJECTED_VERSIONS,
+    reason="the rejected version comes from the flag-files work (DocumentError.version)",
+)
 
 
 @pytest.fixture
-def watching(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[Path, Output]]:
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "flags.yaml"
+
+
+@pytest.fixture
+def start_watch(path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Watcher]:
+    """Start `cj-batching watch [ARGS]` on `path` in a thread; stop it after the test."""
     monkeypatch.setenv("CJ_ASSESSMENT_SERVICE_FLAGS_POLL_INTERVAL_SECONDS", "0.02")
-    path = tmp_path / "flags.yaml"
-    path.write_text(yaml.safe_dump(batching_document(version="v1")))
-    out = io.StringIO()  # written by the watcher's threads under its own lock
+    monkeypatch.setenv("CJ_ASSESSMENT_SERVICE_FLAGS_FILE", str(path))
     stop = threading.Event()
-    args = argparse.Namespace(flags=path, verbose=0)
-    thread = threading.Thread(target=watch.run, args=(args,), kwargs={"stop": stop, "out": out})
-    thread.start()
+    threads: list[threading.Thread] = []
 
-    def output() -> list[str]:
-        return out.getvalue().splitlines()
+    def start(*argv: str) -> Output:
+        out = io.StringIO()  # written by the watcher's threads under its own lock
+        args = build_parser().parse_args(["watch", *argv])
+        thread = threading.Thread(target=watch.run, args=(args,), kwargs={"stop": stop, "out": out})
+        thread.start()
+        threads.append(thread)
+        return lambda: out.getvalue().splitlines()
 
-    yield path, output
+    yield start
     stop.set()
-    thread.join(5)
-    assert not thread.is_alive()
+    for thread in threads:
+        thread.join(5)
+        assert not thread.is_alive()
 
 
 def wait_for_line(output: Output, text: str) -> str:
@@ -50,27 +64,97 @@ def wait_for_line(output: Output, text: str) -> str:
     )
 
 
-def test_reports_accepted_and_rejected_versions(watching: tuple[Path, Output]) -> None:
-    path, output = watching
+def write(path: Path, document: dict[str, Any]) -> None:
+    write_atomically(path, yaml.safe_dump(document))
+
+
+def bad(version: str) -> dict[str, Any]:
+    document = batching_document(version=version)
+    document["flags"]["llm-batching-mode"]["defaultVariant"] = "fast"
+    return document
+
+
+def test_reports_accepted_and_rejected_versions(path: Path, start_watch: Watcher) -> None:
+    write(path, batching_document(version="v1"))
+    output = start_watch()
     initial = wait_for_line(output, "accepted version v1 (initial)")
     stamp = initial.split(" ")[0]
     assert stamp[:4].isdigit()
     assert stamp.endswith("Z")  # UTC
-    write_atomically(path, yaml.safe_dump(batching_document(batch_api_share=30, version="v2")))
+    write(path, batching_document(batch_api_share=30, version="v2"))
     assert "flags changed: llm-batching-mode" in wait_for_line(output, "accepted version v2")
-    doc = batching_document(version="v3")
-    doc["flags"]["llm-batching-mode"]["defaultVariant"] = "fast"
-    write_atomically(path, yaml.safe_dump(doc))
+    write(path, bad("v3"))
     rejected = wait_for_line(output, "REJECTED")
     assert "/flags/llm-batching-mode/defaultVariant" in rejected
-    assert "keeping the last good flags" in rejected
-    write_atomically(path, yaml.safe_dump(batching_document(version="v4")))
+    assert "keeping the last good flags, version v2" in rejected
+    write(path, batching_document(version="v4"))
     wait_for_line(output, "accepted version v4")
     assert sum("REJECTED" in line for line in output()) == 1  # once per bad version
 
 
-def test_reports_a_missing_file(watching: tuple[Path, Output]) -> None:
-    path, output = watching
+@needs_rejected_version
+def test_names_the_rejected_version(path: Path, start_watch: Watcher) -> None:
+    write(path, batching_document(version="v1"))
+    output = start_watch()
+    wait_for_line(output, "accepted version v1")
+    write(path, bad("v2"))
+    assert "REJECTED version v2 (keeping the last good flags, version v1)" in wait_for_line(
+        output, "REJECTED"
+    )
+
+
+def test_says_no_good_flags_yet_when_there_never_were(path: Path, start_watch: Watcher) -> None:
+    write(path, bad("v1"))
+    output = start_watch()
+    rejected = wait_for_line(output, "REJECTED")
+    assert "no good flags yet: the service uses the env default" in rejected
+    write(path, batching_document(version="v2"))
+    wait_for_line(output, "accepted version v2")
+
+
+def test_reports_a_missing_file(path: Path, start_watch: Watcher) -> None:
+    write(path, batching_document(version="v1"))
+    output = start_watch()
     wait_for_line(output, "accepted version v1")
     path.unlink()
-    assert "file not found" in wait_for_line(output, "REJECTED")
+    rejected = wait_for_line(output, "REJECTED")
+    assert "file not found" in rejected
+    assert "keeping the last good flags, version v1" in rejected
+
+
+def test_waits_for_a_settings_file_that_does_not_exist_yet(
+    path: Path, start_watch: Watcher
+) -> None:
+    output = start_watch()
+    assert "no good flags yet" in wait_for_line(output, "REJECTED")
+    write(path, batching_document(version="v1"))
+    wait_for_line(output, "accepted version v1")
+
+
+def test_json_lines(path: Path, start_watch: Watcher) -> None:
+    write(path, batching_document(version="v1"))
+    output = start_watch("--json")
+    wait_until(lambda: len(output()) >= 2, what="the watching and initial lines")
+    write(path, bad("v2"))
+    wait_until(lambda: len(output()) >= 3, what="the rejected line")
+    watching, initial, rejected = (json.loads(line) for line in output()[:3])
+    assert watching["event"] == "watching"
+    assert watching["path"] == str(path)
+    assert initial["event"] == "accepted"
+    assert (initial["initial"], initial["version"]) == (True, "v1")
+    assert rejected["event"] == "rejected"
+    assert rejected["serving"] == "v1"
+    assert any("/flags/llm-batching-mode/defaultVariant" in p for p in rejected["problems"])
+    assert all(line.isascii() and "time" in json.loads(line) for line in output())
+
+
+def test_a_version_cannot_forge_a_line(path: Path, start_watch: Watcher) -> None:
+    write(path, batching_document(version="v1"))
+    output = start_watch()
+    wait_for_line(output, "accepted version v1")
+    forged = "v2\n2026-01-01T00:00:00.000Z accepted version v9 (initial)\x1b[2J"
+    write(path, batching_document(batch_api_share=30, version=forged))
+    line = wait_for_line(output, "accepted version v2")
+    assert line.endswith("flags changed: llm-batching-mode")
+    assert "\\n2026-01-01T00:00:00.000Z accepted version v9 (initial)\\x1b[2J" in line
+    assert not any(entry.startswith("2026-01-01") for entry in output())

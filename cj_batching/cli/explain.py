@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from cj_batching.cli._common import (
-    UsageError,
-    add_flags_option,
-    load_settings,
-    mode_argument,
-    open_resolver,
-)
+from cj_batching.cli._arguments import add_flags_option, batch_id_argument, mode_argument
+from cj_batching.cli._common import UsageError, load_settings, open_resolver, warn_unknown_context
+from cj_batching.cli._flag_file import flag_file
+from cj_batching.cli._terminal import write, write_json
 from cj_batching.context import BatchContext
 from cj_batching.overrides import BatchConfigOverrides
 from cj_batching.resolution import Resolution
@@ -29,11 +25,24 @@ def add_parser(commands: Any) -> None:
         "explain",
         help="show how a batch's batching mode is decided",
         description="Resolve one CJ batch through the real chain (override, flag, env "
-        "default, provider guardrail) and show every link.",
+        "default, provider guardrail) and show every link. The flag file is read and "
+        "evaluated as a replica starting now would (a running replica that rejected this "
+        "version still serves its last good one: see `cj-batching watch`).",
     )
-    parser.add_argument("--batch-id", required=True, help="CJ batch id (the targeting key)")
-    parser.add_argument("--source", default="els", help="cj_source: els, bos, eng5_runner...")
-    parser.add_argument("--provider", help="LLM provider (default: DEFAULT_LLM_PROVIDER)")
+    parser.add_argument(
+        "--batch-id",
+        required=True,
+        metavar="ID",
+        type=batch_id_argument,
+        help="CJ batch id, the targeting key: an integer (01 and 1 are the same batch) or "
+        "an opaque id of letters, digits and _ . : -",
+    )
+    parser.add_argument(
+        "--source", metavar="S", default="els", help="cj_source: els (default), bos, eng5_runner"
+    )
+    parser.add_argument(
+        "--provider", metavar="P", help="LLM provider (default: DEFAULT_LLM_PROVIDER)"
+    )
     parser.add_argument(
         "--override",
         type=mode_argument,
@@ -41,7 +50,10 @@ def add_parser(commands: Any) -> None:
         help="per-batch override (llm_batching_mode_override)",
     )
     parser.add_argument(
-        "--request-type", default="cj_comparison", help="cj_comparison (default) or cj_retry"
+        "--request-type",
+        metavar="T",
+        default="cj_comparison",
+        help="cj_comparison (default) or cj_retry",
     )
     add_flags_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -52,13 +64,15 @@ def run(args: argparse.Namespace) -> int:
     """Resolve and print; 0 on success, UsageError on bad input."""
     settings = load_settings(args.flags)
     context = _context(args)
+    flag_file(settings, args.flags)
+    warn_unknown_context("explain", sources=[context.cj_source], request_type=context.request_type)
     with open_resolver(settings) as resolver:
         resolution = resolver.resolve(context)
         flags = _flag_source(resolver)
     if args.json:
-        print(json.dumps(_as_json(context, resolution, flags), indent=2))
+        write_json(_as_json(context, resolution, flags))
     else:
-        print(_as_text(context, resolution, settings, flags))
+        write(*_as_text(context, resolution, settings, flags))
     return 0
 
 
@@ -86,6 +100,7 @@ def _flag_source(resolver: BatchingModeResolver) -> dict[str, Any]:
     }
     if isinstance(provider, FlagdFileProvider):
         source["path"] = str(provider.path)
+        source["version"] = provider.flag_set_metadata.get("version")
         source["problems"] = [str(problem) for problem in provider.problems]
     return source
 
@@ -104,13 +119,13 @@ def _as_json(
 
 def _as_text(
     context: BatchContext, resolution: Resolution, settings: Settings, flags: dict[str, Any]
-) -> str:
+) -> list[str]:
     r = resolution
-    lines = [
+    return [
         f"batch {context.batch_key}: source {context.cj_source}, provider "
         f"{r.llm_provider.value}, request type {context.request_type}",
-        f"  flags       {flags['provider']} ({flags['status']})"
-        + (f" {flags['path']}" if "path" in flags else ""),
+        "  (evaluated as a replica starting now would: the flags read once, no cache)",
+        f"  flags       {_flags_line(flags)}",
         *(f"              problem: {problem}" for problem in flags.get("problems", [])),
         f"  1 override  {_override_line(context)}",
         f"  2 flag      {_flag_line(r, settings)}",
@@ -120,7 +135,15 @@ def _as_text(
         f"=> {r.mode.value} (decided by {r.decided_by}"
         + (", downgraded by the guardrail)" if r.guardrail_applied else ")"),
     ]
-    return "\n".join(lines)
+
+
+def _flags_line(flags: dict[str, Any]) -> str:
+    line = f"{flags['provider']} ({flags['status']})"
+    if "path" in flags:
+        line += f" {flags['path']}"
+    if flags.get("version") is not None:
+        line += f", version {flags['version']}"
+    return line
 
 
 def _override_line(context: BatchContext) -> str:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from cj_batching.cli._common import UsageError, add_flags_option, load_settings, open_resolver
+from cj_batching.cli._arguments import add_flags_option, batches_argument, numeric_batch_id_argument
+from cj_batching.cli._common import (
+    UsageError,
+    load_settings,
+    open_resolver,
+    progress_bar,
+    warn_unknown_context,
+)
+from cj_batching.cli._flag_file import flag_file
+from cj_batching.cli._terminal import write, write_json
 from cj_batching.context import BatchContext
 from cj_batching.modes import LLMBatchingMode
-from cj_batching.resolver import BatchingModeResolver, flag_evaluation_context
-from cj_batching.rollout import RolloutPreview, preview_rollout
+from cj_batching.resolver import flag_evaluation_context
+from cj_batching.rollout import RolloutPreview, evaluated_document, preview_rollout
 from cj_batching.settings import Settings
-from flags import FlagdEvaluatingProvider, declared_fractions
+from flags import flag_outcome
 
 __all__ = ["add_parser", "run"]
-
-_MAX_BATCHES = 10_000_000
 
 
 def add_parser(commands: Any) -> None:
@@ -27,15 +33,38 @@ def add_parser(commands: Any) -> None:
         help="preview which mode consecutive batch ids get (per source)",
         description="Resolve N consecutive batch ids through the real chain (each once, "
         "no cache) and print per mode the count, the share and how it was decided, next "
-        "to the weights the flag file declares for that source (fractional rules).",
+        "to the weights the flag file declares for that source (fractional rules), and "
+        "how many batch-API requests the provider guardrail downgrades. A long run shows "
+        "progress on stderr when it is a terminal.",
     )
     sources = parser.add_mutually_exclusive_group(required=True)
-    sources.add_argument("--source", help="one cj_source, e.g. els")
-    sources.add_argument("--sources", help="several, comma-separated: els,bos,eng5_runner")
-    parser.add_argument("--provider", help="LLM provider (default: DEFAULT_LLM_PROVIDER)")
-    parser.add_argument("--batches", type=int, default=10_000, help="how many ids (10000)")
-    parser.add_argument("--first-batch-id", type=int, default=1, help="first id (1)")
-    parser.add_argument("--request-type", default="cj_comparison", help="cj_comparison")
+    sources.add_argument("--source", metavar="S", help="one cj_source, e.g. els")
+    sources.add_argument(
+        "--sources", metavar="S1,S2", help="several, comma-separated: els,bos,eng5_runner"
+    )
+    parser.add_argument(
+        "--provider", metavar="P", help="LLM provider (default: DEFAULT_LLM_PROVIDER)"
+    )
+    parser.add_argument(
+        "--batches",
+        type=batches_argument,
+        default=10_000,
+        metavar="N",
+        help="how many ids (10000)",
+    )
+    parser.add_argument(
+        "--first-batch-id",
+        type=numeric_batch_id_argument,
+        default=1,
+        metavar="K",
+        help="first id (1); 01 and 1 are the same batch",
+    )
+    parser.add_argument(
+        "--request-type",
+        metavar="T",
+        default="cj_comparison",
+        help="cj_comparison (default) or cj_retry",
+    )
     add_flags_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
@@ -43,58 +72,70 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Preview every requested source and print the table (or JSON)."""
-    if not 0 < args.batches <= _MAX_BATCHES:
-        raise UsageError(f"--batches: {args.batches} must be in 1..{_MAX_BATCHES}")
     settings = load_settings(args.flags)
-    sources = [s for s in (args.sources or args.source).split(",") if s.strip()]
-    if not sources:
-        raise UsageError("--sources: give at least one source, e.g. els,bos")
-    with open_resolver(settings) as resolver:
-        document = _flag_document(resolver)
-        try:
-            previews = [
-                preview_rollout(
-                    resolver,
-                    source=source,
-                    provider=args.provider,
-                    batches=args.batches,
-                    first_batch_id=args.first_batch_id,
-                    request_type=args.request_type,
-                    declared_weights=_declared(document, settings, source, args),
-                )
-                for source in sources
-            ]
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    contexts = _contexts(args)
+    flag_file(settings, args.flags)
+    warn_unknown_context(
+        "rollout",
+        sources=[context.cj_source for context in contexts],
+        request_type=contexts[0].request_type,
+    )
+    with (
+        open_resolver(settings) as resolver,
+        progress_bar(args.batches * len(contexts), "rollout") as progress,
+    ):
+        document = evaluated_document(resolver)
+        previews = [
+            preview_rollout(
+                resolver,
+                source=context.cj_source,
+                provider=context.provider,
+                batches=args.batches,
+                first_batch_id=args.first_batch_id,
+                request_type=context.request_type,
+                declared_weights=_declared(document, settings, context),
+                progress=progress,
+            )
+            for context in contexts
+        ]
     if args.json:
-        print(json.dumps({"results": [p.to_dict() for p in previews]}, indent=2))
+        write_json({"results": [p.to_dict() for p in previews]})
     else:
-        print("\n\n".join(_table(p) for p in previews))
+        for number, preview in enumerate(previews):
+            write(*([""] if number else []), *_table(preview))
     return 0
 
 
-def _flag_document(resolver: BatchingModeResolver) -> Mapping[str, Any] | None:
-    """The document the resolver's in-process provider evaluates (None for remote flags):
-    the declared weights then come from exactly the version the preview resolved."""
-    provider = resolver.client.provider
-    return provider.document if isinstance(provider, FlagdEvaluatingProvider) else None
+def _contexts(args: argparse.Namespace) -> list[BatchContext]:
+    """One context per requested source, validated up front (usage errors, not halfway)."""
+    names = [args.source] if args.source is not None else args.sources.split(",")
+    names = [name for name in names if name.strip()]
+    if not names:
+        option = "--source" if args.source is not None else "--sources"
+        raise UsageError(f"{option}: give at least one source, e.g. els,bos")
+    try:
+        BatchContext(args.first_batch_id + args.batches - 1)  # the last id must be usable
+        contexts = [
+            BatchContext(args.first_batch_id, name, args.provider, args.request_type)
+            for name in names
+        ]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return list({context.cj_source: context for context in contexts}.values())
 
 
 def _declared(
-    document: Mapping[str, Any] | None,
-    settings: Settings,
-    source: str,
-    args: argparse.Namespace,
+    document: Mapping[str, Any] | None, settings: Settings, context: BatchContext
 ) -> dict[str, int] | None:
     if document is None:
         return None
-    context = BatchContext(args.first_batch_id, source, args.provider, args.request_type)
     provider = context.provider or settings.DEFAULT_LLM_PROVIDER
     evaluation = flag_evaluation_context(context, provider)
-    return declared_fractions(document, settings.LLM_BATCHING_FLAG_KEY, evaluation)
+    outcome = flag_outcome(document, settings.LLM_BATCHING_FLAG_KEY, evaluation.attributes)
+    return dict(outcome.weights) if outcome is not None and outcome.kind == "split" else None
 
 
-def _table(p: RolloutPreview) -> str:
+def _table(p: RolloutPreview) -> list[str]:
     last = p.first_batch_id + p.batches - 1
     total = sum((p.declared_weights or {}).values())
     lines = [
@@ -108,6 +149,13 @@ def _table(p: RolloutPreview) -> str:
         lines.append(f"  {mode.value:<24}{p.modes[mode]:>9}{p.share(mode):>9.1%}   {declared}")
     decided = ", ".join(f"{name} {count}" for name, count in p.decided_by.items() if count)
     lines.append(f"  decided by: {decided}")
+    if p.guardrail_downgrades:
+        lines.append(
+            f"  guardrail: {p.guardrail_downgrades} of {p.batches} asked for provider_batch_api, "
+            f"which {p.provider.value} may not use: downgraded"
+        )
+    else:
+        lines.append("  guardrail: no downgrades")
     if p.declared_weights is None:
         lines.append("  declared: no fractional rule applies to this source")
-    return "\n".join(lines)
+    return lines

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from openfeature.client import OpenFeatureClient
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.provider import ProviderStatus
 
 from cj_batching.context import BatchContext
+from cj_batching.guard import ArmResult, RolloutGuard
 from cj_batching.metrics import BatchingMetrics
+from cj_batching.modes import LLMBatchingMode
 from cj_batching.resolution import Resolution
 from cj_batching.resolver.cache import ResolutionCache
 from cj_batching.resolver.chain import ResolutionChain
 from cj_batching.resolver.trouble import FlagTrouble
 from cj_batching.settings import Settings
 from flags.evaluation import FlagEvaluator
+
+if TYPE_CHECKING:
+    from cj_batching.results import RecentIds, ResultEnvelope
 
 __all__ = ["BatchingModeResolver"]
 
@@ -26,9 +33,10 @@ _log = logging.getLogger("cj_batching.resolver")
 class BatchingModeResolver:
     """Resolves a batch's batching mode; thread-safe, cached, never raises for flags.
 
-    Answers are cached per (batch id, source, provider, request type, override) for
-    `RESOLUTION_CACHE_TTL_SECONDS`, and the cache is dropped whenever the client's
-    provider announces new flags, so an edit applies to the next resolution.
+    Answers are cached per (batch id, source, provider, request type, override, pin)
+    for `RESOLUTION_CACHE_TTL_SECONDS`, and the cache is dropped whenever the client's
+    provider announces new flags or the rollout `guard` trips an arm, so either applies
+    to the next resolution.
     """
 
     def __init__(
@@ -37,14 +45,17 @@ class BatchingModeResolver:
         client: OpenFeatureClient,
         *,
         metrics: BatchingMetrics | None = None,
+        guard: RolloutGuard | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._guard = guard
         self._evaluator = FlagEvaluator(
             client, timeout_seconds=settings.FLAGS_EVALUATION_TIMEOUT_SECONDS
         )
         self._trouble = FlagTrouble(metrics)
-        self._chain = ResolutionChain(settings, self._evaluator, self._trouble)
+        self._recent_results: RecentIds | None = None  # dedup when there are no metrics
+        self._chain = ResolutionChain(settings, self._evaluator, self._trouble, guard)
         self._cache = ResolutionCache(
             settings.RESOLUTION_CACHE_MAXSIZE, settings.RESOLUTION_CACHE_TTL_SECONDS
         )
@@ -66,6 +77,11 @@ class BatchingModeResolver:
     def settings(self) -> Settings:
         """The settings this resolver falls back to."""
         return self._settings
+
+    @property
+    def guard(self) -> RolloutGuard | None:
+        """The rollout guard consulted on every fresh resolution (None: no guard)."""
+        return self._guard
 
     @property
     def client(self) -> OpenFeatureClient:
@@ -93,6 +109,32 @@ class BatchingModeResolver:
         self._record(resolution, context)
         return resolution
 
+    def observe_result(
+        self, event: ResultEnvelope | bytes | bytearray | str | Mapping[str, Any]
+    ) -> bool:
+        """Feed one LPS result callback (parsed, or the raw Kafka message) to the outcome
+        metrics and the rollout guard: the CJ service's callback consumer calls this for
+        every message. True when the event was new and usable; a bad event is counted
+        (`cj_llm_comparison_results_invalid_total`) and a redelivered one ignored.
+        Never raises."""
+        # Loaded on first use: a service that only resolves never needs the models.
+        from cj_batching.results import ResultEnvelope, ResultEventError, parse_result_event
+
+        try:
+            envelope = event if isinstance(event, ResultEnvelope) else parse_result_event(event)
+        except ResultEventError:
+            if self._metrics is not None:
+                self._metrics.record_result(event)  # counts it as invalid, logs the first
+            return False
+        except Exception:  # a caller's hostile Mapping: never into the consumer
+            return False
+        if not self._first_delivery(envelope):
+            return False
+        guard = self._guard
+        if guard is not None:
+            self._feed_guard(guard, envelope)
+        return True
+
     def clear_cache(self) -> None:
         """Forget every cached resolution (new flags apply to the next resolve)."""
         self._cache.clear()
@@ -103,6 +145,35 @@ class BatchingModeResolver:
         for event, handler in handlers.items():
             self.client.remove_handler(event, handler)
         self._evaluator.close()
+
+    def _first_delivery(self, envelope: ResultEnvelope) -> bool:
+        """Count `envelope` in the metrics (which remember recent event ids); without
+        metrics, remember them here: Kafka delivers at least once."""
+        if self._metrics is not None:
+            return self._metrics.record_result(envelope)
+        if self._recent_results is None:
+            from cj_batching.results import RecentIds
+
+            self._recent_results = RecentIds(self._settings.RESULT_DEDUP_MAXSIZE)
+        return self._recent_results.first_time(envelope.event_id.int)
+
+    def _feed_guard(self, guard: RolloutGuard, envelope: ResultEnvelope) -> None:
+        result = envelope.data
+        arm = result.arm
+        if not arm.randomised:  # only flag-decided results take part in the comparison
+            return
+        # Results of one wave fail together (LPS fails a serial bundle as a whole): the
+        # guard measures that clustering by wave.
+        wave = arm.cj_batch_id
+        if wave is not None and arm.comparison_iteration is not None:
+            wave = f"{wave}:{arm.comparison_iteration}"
+        try:
+            mode = LLMBatchingMode(arm.mode)  # a randomised arm has a known mode
+            observed = ArmResult(arm.cj_source, mode, arm.decided_by, not result.is_success, wave)
+        except ValueError:
+            return
+        if guard.observe(observed):
+            self.clear_cache()  # cached answers of the tripped arm must not outlive it
 
     def _on_ready(self, _details: EventDetails) -> None:
         if self._degraded:

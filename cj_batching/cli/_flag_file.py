@@ -1,0 +1,98 @@
+"""The flag file a command reads: checked by `stat` before anything opens it (a FIFO or
+a device must not block), then read and validated as the service would."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cj_batching.cli._common import UsageError
+from cj_batching.flag_checks import batching_flag_checks
+from cj_batching.settings import Settings
+from flags import DocumentError, Problem, load_document
+
+__all__ = ["FlagFile", "flag_file", "load_flag_file", "problem_severity", "require_regular_file"]
+
+
+def require_regular_file(path: Path, *, missing_ok: bool = False) -> None:
+    """UsageError naming `path` and what it is unless it is a regular file (or, with
+    `missing_ok`, absent). Only `stat`s the path: a FIFO or a device is never opened, so
+    it cannot block."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise UsageError(f"{path}: does not exist") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: {_kind(mode)}, not a regular file")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "is a character device"
+    if stat.S_ISBLK(mode):
+        return "is a block device"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    return "is a special file"
+
+
+def flag_file(settings: Settings, named: Path | None) -> Path | None:
+    """The flag file a resolving command reads, checked: a path the user named must be a
+    regular file; the settings' file may be missing (the command then shows the env
+    default, as a replica starting now would) but never a FIFO or a device. None when
+    the settings use no flag file."""
+    if named is not None:
+        require_regular_file(named)
+        return named
+    if settings.FLAGS_PROVIDER != "file":
+        return None
+    require_regular_file(settings.FLAGS_FILE, missing_ok=True)
+    return settings.FLAGS_FILE
+
+
+@dataclass(frozen=True, slots=True)
+class FlagFile:
+    """A flag file read and validated as the service would (the batching checks too)."""
+
+    path: Path
+    document: Mapping[str, Any] | None  # None: the service would reject this version
+    problems: tuple[Problem, ...] = ()  # why it would be rejected
+    version: str | None = None  # metadata.version (of a rejected one too, when known)
+    warnings: tuple[Problem, ...] = ()  # what the service accepts but flags as doubtful
+
+    @property
+    def valid(self) -> bool:
+        """Whether the service would accept this version."""
+        return self.document is not None
+
+
+def load_flag_file(path: Path, settings: Settings) -> FlagFile:
+    """Read and validate `path` (which must be a regular file: else UsageError)."""
+    require_regular_file(path)
+    try:
+        document = load_document(path, checks=batching_flag_checks(settings))
+    except DocumentError as exc:
+        # `version` arrives with the flag-files work (flags.DocumentError.version).
+        rejected = getattr(exc, "version", None)
+        return FlagFile(path, None, tuple(exc.problems), rejected)
+    metadata = document.get("metadata") or {}
+    version = metadata.get("version") if isinstance(metadata, Mapping) else None
+    return FlagFile(path, document, (), None if version is None else str(version))
+
+
+def problem_severity(problem: Problem) -> str:
+    """`error` or `warning` (documents' problems carry a severity once the flag-files
+    work lands; until then every problem is an error)."""
+    return str(getattr(problem, "severity", "error"))
