@@ -887,7 +887,7 @@ def test_a_bad_lps_setting_is_refused_at_start_up_naming_the_variable(
     with pytest.raises(SettingsError) as info:
         Settings(_env_file=None)
     text = str(info.value)
-    assert f"CJ_ASSESSMENT_SERVICE_{variable}={shown}:" in text
+    assert f"CJ_ASSESSMENT_SERVICE_{variable}={shown} (from the environment):" in text
     assert "hunter2" not in text
     assert TOKEN not in text
 
