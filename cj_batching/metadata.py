@@ -29,6 +29,7 @@ RESERVED_KEYS: Final = frozenset(
         "cj_llm_batching_mode",
         "cj_request_type",
         "cj_llm_batching_decided_by",
+        "cj_llm_batching_pinned",
         "comparison_iteration",
         "preferred_bundle_size",
         "reasoning_effort",
@@ -60,7 +61,8 @@ def build_request_metadata(
     Always `cj_batch_id` (a string), `cj_source`, `cj_llm_batching_mode`,
     `cj_request_type`, `cj_llm_batching_decided_by` (lets experiment readouts split by
     how the mode was chosen) and `comparison_iteration`, all from the context and the
-    resolution; `preferred_bundle_size` when given and > 0, capped at 64. `extra` (e.g.
+    resolution; `cj_llm_batching_pinned: true` when the mode came from the batch's pin;
+    `preferred_bundle_size` when given and > 0, capped at 64. `extra` (e.g.
     `bos_batch_id`) is merged but may set none of those keys nor a key LPS writes: that
     raises `ValueError` naming the key.
     """
@@ -72,6 +74,8 @@ def build_request_metadata(
         "cj_llm_batching_decided_by": resolution.decided_by,
         "comparison_iteration": context.comparison_iteration,
     }
+    if resolution.pinned:
+        metadata["cj_llm_batching_pinned"] = True
     if isinstance(preferred_bundle_size, bool) or not isinstance(preferred_bundle_size, int | None):
         raise ValueError(f"preferred_bundle_size: {preferred_bundle_size!r} must be an int")
     if preferred_bundle_size is not None and preferred_bundle_size > 0:

@@ -29,6 +29,7 @@ from cj_batching import (
     LPSClient,
     LPSError,
     QueuedComparison,
+    Resolution,
     overrides_from_envelope_metadata,
 )
 from cj_batching.lps import CLIENT_ERROR, NOT_SENT, QUEUE_FULL
@@ -233,6 +234,29 @@ async def test_an_alias_override_goes_out_in_the_wire_spelling(
     async with interaction_on(lps, resolver, metrics) as interaction:
         await interaction.submit_batch(BatchContext(2, overrides=overrides), wave(2))
     assert {r.body["metadata"]["cj_llm_batching_mode"] for r in lps.requests} == {"serial_bundle"}
+
+
+async def test_the_store_and_pass_back_loop_keeps_a_batch_in_its_arm(
+    make_resolver: ResolverFactory, metrics: BatchingMetrics, lps: LPSServer
+) -> None:
+    """The README's loop: store the returned resolution, pass it back on the next wave;
+    the flag changes in between, the batch's mode does not, and the wire says pinned."""
+    resolver, flags = make_resolver(static("provider_batch_api"))
+    async with interaction_on(lps, resolver, metrics) as interaction:
+        first = await interaction.submit_batch(BatchContext(5), wave(2, "w0"))
+        stored = first.resolution.to_record()
+        flags.update(document(mode_flag(default_variant="per_request"), version="test-2"))
+        pin = Resolution.from_record(stored)
+        second = await interaction.submit_batch(
+            BatchContext(5, request_type="cj_retry", comparison_iteration=1, pinned=pin),
+            wave(2, "w1"),
+        )
+    assert (first.resolution.mode, second.resolution.mode) == (BATCH_API, BATCH_API)
+    assert second.resolution.to_record() == stored  # storing it again changes nothing
+    later = [r.body["metadata"] for r in lps.requests[2:]]
+    assert {m["cj_llm_batching_pinned"] for m in later} == {True}
+    assert {m["cj_llm_batching_decided_by"] for m in later} == {"flag"}
+    assert all("cj_llm_batching_pinned" not in r.body["metadata"] for r in lps.requests[:2])
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -31,6 +31,7 @@ RESERVED = (
     "cj_llm_batching_mode",
     "cj_request_type",
     "cj_llm_batching_decided_by",
+    "cj_llm_batching_pinned",
     "comparison_iteration",
     "preferred_bundle_size",
     "reasoning_effort",
@@ -98,7 +99,20 @@ def test_mode_is_the_canonical_value_even_for_an_alias_override(
     assert metadata["cj_llm_batching_decided_by"] == "override"
 
 
-@pytest.mark.parametrize("decided_by", ["override", "flag", "default"])
+def test_a_pinned_wave_says_so() -> None:
+    record = resolution(PER_REQUEST, "flag").to_record()
+    pinned = Resolution.from_record(record)
+    assert pinned is not None
+    metadata = build_request_metadata(BatchContext(1, pinned=pinned), pinned)
+    assert metadata["cj_llm_batching_pinned"] is True
+    assert metadata["cj_llm_batching_decided_by"] == "flag"
+
+
+def test_an_unpinned_wave_carries_no_pin_key() -> None:
+    assert "cj_llm_batching_pinned" not in build_request_metadata(BatchContext(1), resolution())
+
+
+@pytest.mark.parametrize("decided_by", ["override", "flag", "default", "guard"])
 def test_decided_by_is_carried(decided_by: DecidedBy) -> None:
     metadata = build_request_metadata(BatchContext(1), resolution(decided_by=decided_by))
     assert metadata["cj_llm_batching_decided_by"] == decided_by
