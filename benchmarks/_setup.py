@@ -12,7 +12,13 @@ from typing import Any, Final
 from openfeature.client import OpenFeatureClient
 from prometheus_client import CollectorRegistry
 
-from cj_batching import BatchContext, BatchingMetrics, BatchingModeResolver, Settings
+from cj_batching import (
+    BatchContext,
+    BatchingMetrics,
+    BatchingModeResolver,
+    RolloutGuard,
+    Settings,
+)
 from cj_batching.flag_checks import batching_flag_checks
 from flags import FlagdMemoryProvider, bind_provider, load_document
 
@@ -63,13 +69,14 @@ class Shipped:
 def shipped_resolver(settings: Settings | None = None) -> Iterator[Shipped]:
     """`flags.yaml`'s document (validated as the service does) in a `FlagdMemoryProvider`,
     bound with `bind_provider` to a fresh domain, under a resolver with metrics on a
-    private registry (as a service would run it)."""
+    private registry and a rollout guard (as `configure()` runs it in a service)."""
     settings = bench_settings() if settings is None else settings
     checked = load_document(FLAGS_YAML, checks=batching_flag_checks(settings))
     provider = FlagdMemoryProvider(checked.document)
     client = bind_provider(provider, domain("shipped"))
     metrics = BatchingMetrics(CollectorRegistry())
-    resolver = BatchingModeResolver(settings, client, metrics=metrics)
+    guard = RolloutGuard(settings, metrics=metrics)
+    resolver = BatchingModeResolver(settings, client, metrics=metrics, guard=guard)
     try:
         yield Shipped(resolver, client, provider, metrics, settings)
     finally:

@@ -1,10 +1,11 @@
 """Preparing a 10 000-comparison wave: request metadata and counters, no HTTP.
 
-Ours, per wave: `build_request_metadata` once, `merge_extra(base, {"essay_a_id": ...,
-"essay_b_id": ...})` per comparison, `metrics.record_requests(mode, n)` once. Baseline:
-a plain 5-key dict literal per comparison (the two essay ids and three batch values),
-what a hand-rolled caller with no checks and no counter would build. Both build the list
-of per-comparison dicts; the figure is per comparison (wave time / 10 000).
+Ours, per wave: `build_request_metadata` once (with the bundle hint), then per
+comparison `comparison_metadata(base, essay_a_id, essay_b_id)` and
+`metrics.record_requests(mode)` (each comparison is counted when its first POST goes
+out). Baseline: a plain 5-key dict literal per comparison (the two essay ids and three
+batch values), what a hand-rolled caller with no checks and no counter would build. Both
+build the list of per-comparison dicts; the figure is per comparison (wave time / 10 000).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from benchmarks._measure import Figure, Run, progress, time_pair
 from benchmarks._setup import context, shipped_resolver
-from cj_batching.metadata import build_request_metadata, merge_extra
+from cj_batching.metadata import build_request_metadata, comparison_metadata
 from cj_batching.metrics import BatchingMetrics
 from cj_batching.resolution import Resolution
 
@@ -26,9 +27,12 @@ OVER_PLAIN_DICT = 6.0
 def _prepare_wave(
     ctx: Any, resolution: Resolution, metrics: BatchingMetrics, pairs: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    base = build_request_metadata(ctx, resolution)
-    wave = [merge_extra(base, {"essay_a_id": a, "essay_b_id": b}) for a, b in pairs]
-    metrics.record_requests(resolution.mode, len(wave))
+    base = build_request_metadata(ctx, resolution, preferred_bundle_size=len(pairs))
+    mode = resolution.mode
+    wave = []
+    for a, b in pairs:
+        wave.append(comparison_metadata(base, a, b))
+        metrics.record_requests(mode)
     return wave
 
 

@@ -31,11 +31,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from cj_batching.interaction import ComparisonSubmission as ComparisonSubmission
     from cj_batching.interaction import ComparisonTask as ComparisonTask
     from cj_batching.interaction import LLMInteraction as LLMInteraction
-    from cj_batching.lps_client import LPSClient as LPSClient
-    from cj_batching.lps_client import LPSError as LPSError
-    from cj_batching.lps_models import LLMComparisonRequest as LLMComparisonRequest
-    from cj_batching.lps_models import LLMConfigOverrides as LLMConfigOverrides
-    from cj_batching.lps_models import QueuedComparison as QueuedComparison
+    from cj_batching.lps import QUEUE_FULL as QUEUE_FULL
+    from cj_batching.lps import Backpressure as Backpressure
+    from cj_batching.lps import LLMComparisonRequest as LLMComparisonRequest
+    from cj_batching.lps import LLMConfigOverrides as LLMConfigOverrides
+    from cj_batching.lps import LPSClient as LPSClient
+    from cj_batching.lps import LPSError as LPSError
+    from cj_batching.lps import QueuedComparison as QueuedComparison
+    from cj_batching.lps import classify_answer as classify_answer
     from cj_batching.metadata import build_request_metadata as build_request_metadata
     from cj_batching.metrics import BatchingMetrics as BatchingMetrics
     from cj_batching.metrics_server import MetricsServer as MetricsServer
@@ -63,7 +66,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from cj_batching.settings import SettingsError as SettingsError
 
 # Public name -> the module that defines it (imported on first use). A new export is an
-# entry here and its typed import above; tests/test_architecture.py checks they agree.
+# entry here and its typed import above; tests/test_imports.py checks they agree.
 _EXPORTS = {
     "BatchContext": "cj_batching.context",
     "batching_flag_checks": "cj_batching.flag_checks",
@@ -75,11 +78,14 @@ _EXPORTS = {
     "ComparisonSubmission": "cj_batching.interaction",
     "ComparisonTask": "cj_batching.interaction",
     "LLMInteraction": "cj_batching.interaction",
-    "LPSClient": "cj_batching.lps_client",
-    "LPSError": "cj_batching.lps_client",
-    "LLMComparisonRequest": "cj_batching.lps_models",
-    "LLMConfigOverrides": "cj_batching.lps_models",
-    "QueuedComparison": "cj_batching.lps_models",
+    "Backpressure": "cj_batching.lps",
+    "LLMComparisonRequest": "cj_batching.lps",
+    "LLMConfigOverrides": "cj_batching.lps",
+    "LPSClient": "cj_batching.lps",
+    "LPSError": "cj_batching.lps",
+    "QUEUE_FULL": "cj_batching.lps",
+    "QueuedComparison": "cj_batching.lps",
+    "classify_answer": "cj_batching.lps",
     "build_request_metadata": "cj_batching.metadata",
     "BatchingMetrics": "cj_batching.metrics",
     "MetricsServer": "cj_batching.metrics_server",

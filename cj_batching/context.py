@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cj_batching._text import short_repr
+from cj_batching.bounds import MAX_COMPARISON_ITERATION
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from cj_batching.overrides import BatchConfigOverrides
 from cj_batching.resolution import Resolution
@@ -38,7 +39,9 @@ class BatchContext:
     default provider). `pinned` is the resolution the CJ service stored at the batch's
     first wave (`Resolution.from_record`): the batch keeps that mode unless an
     override, the allow list, a DISABLED flag or a tripped guard says otherwise.
-    Anything else is a `ValueError` naming the field, the value and what is allowed.
+    `comparison_iteration` is the batch's wave number (0 for the first), sent to LPS in
+    the metadata. Anything else is a `ValueError` naming the field, the value and what is
+    allowed.
 
     Batch ids: CJ batch ids are integer keys, so a numeric id becomes the int itself,
     whatever its spelling: `1`, `"1"`, `"01"` and `" 1"` are one batch, with one
@@ -53,6 +56,7 @@ class BatchContext:
     request_type: str = "cj_comparison"
     overrides: BatchConfigOverrides | None = None
     pinned: Resolution | None = None
+    comparison_iteration: int = 0
     cache_key: CacheKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +72,7 @@ class BatchContext:
             raise ValueError(
                 f"overrides: {short_repr(self.overrides)} must be a BatchConfigOverrides or None"
             )
+        _check_iteration(self.comparison_iteration)
         override = self.overrides.llm_batching_mode_override if self.overrides else None
         if not isinstance(self.pinned, Resolution | None):
             raise ValueError(
@@ -119,6 +124,16 @@ def _batch_id(value: object) -> int | str:
     if not 0 <= value <= _MAX_BATCH_ID:
         raise ValueError(f"cj_batch_id: {short_repr(value)} must be in 0..10**18-1")
     return value
+
+
+def _check_iteration(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"comparison_iteration: {short_repr(value)} must be an int")
+    if not 0 <= value <= MAX_COMPARISON_ITERATION:
+        raise ValueError(
+            f"comparison_iteration: {short_repr(value)} must be in 0..{MAX_COMPARISON_ITERATION}"
+            " (the batch's wave number, 0 for the first)"
+        )
 
 
 def normalise_token(name: str, value: object, *, empty: str | None) -> str:

@@ -1,21 +1,26 @@
-"""Submitting a CJ batch's comparisons to LPS: resolve once, tag, count, post, account."""
+"""Submitting a CJ batch's comparisons to LPS: resolve once, tag, post, count, account."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-import weakref
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from cj_batching.context import BatchContext
-from cj_batching.lps_client import LPSClient, LPSError
-from cj_batching.lps_models import LLMComparisonRequest, LLMConfigOverrides
-from cj_batching.metadata import build_request_metadata, merge_extra
+from cj_batching.lps import (
+    CLIENT_ERROR,
+    NOT_SENT,
+    LLMComparisonRequest,
+    LLMConfigOverrides,
+    LPSClient,
+    LPSError,
+)
+from cj_batching.metadata import TASK_KEYS, build_request_metadata, comparison_metadata
 from cj_batching.metrics import BatchingMetrics
-from cj_batching.modes import LLMBatchingMode
 from cj_batching.resolution import Resolution
 from cj_batching.resolver import BatchingModeResolver
 from cj_batching.settings import Settings
@@ -23,18 +28,34 @@ from cj_batching.settings import Settings
 __all__ = ["BatchSubmission", "ComparisonSubmission", "ComparisonTask", "LLMInteraction"]
 
 _log = logging.getLogger(__name__)
-_TASK_KEYS: Final = frozenset({"essay_a_id", "essay_b_id"})
 
 
 @dataclass(frozen=True, slots=True)
 class ComparisonTask:
-    """One essay pair to compare."""
+    """One essay pair to compare.
+
+    `correlation_id` is the id the result callback will carry: give the one the pair was
+    stored with before posting (a UUID or its text), or leave it None for a fresh one.
+    """
 
     essay_a_id: str
     essay_b_id: str
     user_prompt: str
     prompt_blocks: list[dict[str, Any]] | None = None
     llm_config_overrides: LLMConfigOverrides | None = None
+    correlation_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        cid: object = self.correlation_id  # the type says UUID; callers may pass its text
+        if cid is None or isinstance(cid, uuid.UUID):
+            return
+        try:
+            parsed = uuid.UUID(cid) if isinstance(cid, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise ValueError(f"correlation_id: {cid!r} is not a UUID (or None for a fresh one)")
+        object.__setattr__(self, "correlation_id", parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +63,8 @@ class ComparisonSubmission:
     """What became of one task: queued at LPS (`queue_id`) or failed (`error`).
 
     `correlation_id` is the id the result callback will carry. An error with
-    `attempts == 0` means the request was refused before sending (never counted).
+    `attempts == 0` was never sent (and never counted): refused before sending
+    (`NOT_SENT`) or held back because LPS's queue is full (`QUEUE_FULL`).
     """
 
     task: ComparisonTask
@@ -74,9 +96,30 @@ class BatchSubmission:
         return [s for s in self.submissions if not s.queued]
 
 
+@dataclass(slots=True)
+class _Wave:
+    """One wave ready to send: each task's request (or its refusal) and the counting."""
+
+    context: BatchContext
+    resolution: Resolution
+    items: list[_Ready | ComparisonSubmission]
+    sendable: int
+    started: bool = False  # whether a first POST of this wave went out
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    task: ComparisonTask
+    request: LLMComparisonRequest
+
+
 class LLMInteraction:
-    """The CJ service's path to LPS: every wave, first or retry, goes through here so it
-    gets the batch's override and flag decision, and is counted exactly once."""
+    """The CJ service's path to LPS: every wave, first or retry, goes through here, so it
+    gets the batch's override and flag decision and is counted exactly once.
+
+    Concurrency (`LPS_MAX_CONCURRENCY` via the client) and back-pressure belong to the
+    `LPSClient`: they hold across every wave sent through it.
+    """
 
     def __init__(
         self,
@@ -90,11 +133,6 @@ class LLMInteraction:
         self._resolver = resolver
         self._lps = lps
         self._metrics = metrics
-        # LPS_MAX_CONCURRENCY bounds the POSTs in flight across every wave sent through
-        # this object, not per wave: concurrent batches must not multiply it. One gate per
-        # event loop (an asyncio.Semaphore belongs to the loop it first waits on).
-        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._gates = weakref.WeakKeyDictionary()
 
     async def submit_batch(
         self,
@@ -103,18 +141,19 @@ class LLMInteraction:
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> BatchSubmission:
-        """Submit a wave for async processing (`request_type` from the context).
+        """Submit a wave; the result keeps the `Resolution` every request carried.
 
-        Counts `cj_llm_batches_started_total` for a `cj_comparison` wave only (one that
-        sends at least one comparison); a continuation or retry wave is the same context
-        with `request_type="cj_retry"`.
-        `metadata` is added to every request (e.g. `{"bos_batch_id": ...}`).
+        The context says which wave it is: `request_type="cj_comparison"` for a batch's
+        first, `"cj_retry"` for continuation and retry waves, and `comparison_iteration`.
+        `cj_llm_batches_started_total` counts a `cj_comparison` wave once its first POST
+        goes out. `metadata` is added to every request (e.g. `{"bos_batch_id": ...}`).
         """
         resolution = await self._resolver.aresolve(context)
         _log.info(
-            "submitting %d comparisons of CJ batch %s in %s mode (decided by %s)",
+            "submitting %d comparisons of CJ batch %s (wave %d) in %s mode (decided by %s)",
             len(tasks),
             context.batch_key,
+            context.comparison_iteration,
             resolution.mode.value,
             resolution.decided_by,
             extra={
@@ -122,84 +161,79 @@ class LLMInteraction:
                 "cj_batch_id": context.batch_key,
                 "cj_source": context.cj_source,
                 "cj_request_type": context.request_type,
+                "comparison_iteration": context.comparison_iteration,
                 "comparisons": len(tasks),
             },
         )
-        prepared, sendable = self._prepare_wave(tasks, context, resolution, None, metadata)
-        # An empty wave, or one refused before sending, started nothing at LPS.
-        if context.request_type == "cj_comparison" and sendable:
-            self._metrics.record_batch_started(resolution.mode)
-        submissions = await self._send(prepared, sendable, resolution.mode)
-        return BatchSubmission(resolution, submissions)
+        wave = self._prepare_wave(tasks, context, resolution, metadata)
+        return BatchSubmission(resolution, await self._send(wave))
 
     async def perform_comparisons(
         self,
         tasks: Sequence[ComparisonTask],
         context: BatchContext,
         *,
-        resolution: Resolution | None = None,
-        request_type: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> list[ComparisonSubmission]:
         """POST every task with bounded concurrency; each comes back once, in input order.
 
-        The mode is resolved once (or `resolution` is used) and every request's metadata
-        and the `cj_llm_requests_total` increments carry that same mode. One failing
-        comparison never stops the others.
+        The mode is resolved once for the context, and every request's metadata and the
+        `cj_llm_requests_total` increments carry that same mode; a comparison is counted
+        when its first POST goes out, so a cancelled wave counts exactly what it sent.
+        One failing comparison never stops the others, but a queue-full answer holds back
+        every one not yet sent (failed with `QUEUE_FULL`, uncounted). A bad `metadata`
+        or two tasks with one correlation id raise `ValueError` before anything is sent.
         """
-        if resolution is None:
-            resolution = await self._resolver.aresolve(context)
-        prepared, sendable = self._prepare_wave(tasks, context, resolution, request_type, metadata)
-        return await self._send(prepared, sendable, resolution.mode)
+        resolution = await self._resolver.aresolve(context)
+        return await self._send(self._prepare_wave(tasks, context, resolution, metadata))
 
     def _prepare_wave(
         self,
         tasks: Sequence[ComparisonTask],
         context: BatchContext,
         resolution: Resolution,
-        request_type: str | None,
         metadata: Mapping[str, Any] | None,
-    ) -> tuple[list[_Ready | ComparisonSubmission], int]:
-        """Every task's request (or its refusal) and how many can be sent; a bad `metadata`
-        raises `ValueError` before anything is counted or sent."""
-        if metadata and not _TASK_KEYS.isdisjoint(metadata):
+    ) -> _Wave:
+        if metadata and not TASK_KEYS.isdisjoint(metadata):
             raise ValueError("metadata may not set essay_a_id or essay_b_id: they are per task")
+        _refuse_duplicate_ids(tasks)
         base = build_request_metadata(
-            context,
-            resolution,
-            request_type=request_type,
-            preferred_bundle_size=_bundle_hint(resolution.mode, len(tasks)),
-            extra=metadata,
+            context, resolution, preferred_bundle_size=len(tasks), extra=metadata
         )
-        default_overrides = LLMConfigOverrides(provider_override=resolution.llm_provider)
-        prepared = [self._prepare(task, base, default_overrides) for task in tasks]
-        return prepared, sum(1 for item in prepared if isinstance(item, _Ready))
-
-    async def _send(
-        self, prepared: list[_Ready | ComparisonSubmission], sendable: int, mode: LLMBatchingMode
-    ) -> list[ComparisonSubmission]:
-        self._metrics.record_requests(mode, sendable)
-        return await self._post_all(prepared, sendable)
+        settings = self._settings
+        default = LLMConfigOverrides(
+            provider_override=resolution.llm_provider,
+            model_override=settings.DEFAULT_LLM_MODEL,
+            temperature_override=settings.DEFAULT_LLM_TEMPERATURE,
+        )
+        items = [self._prepare(task, base, default) for task in tasks]
+        sendable = sum(1 for item in items if isinstance(item, _Ready))
+        return _Wave(context, resolution, items, sendable)
 
     def _prepare(
-        self, task: ComparisonTask, base: dict[str, Any], default_overrides: LLMConfigOverrides
+        self, task: ComparisonTask, base: dict[str, Any], default: LLMConfigOverrides
     ) -> _Ready | ComparisonSubmission:
-        correlation_id = uuid.uuid4()
+        correlation_id = task.correlation_id or uuid.uuid4()
         try:
+            overrides = _overrides_for(task, default)
             request = LLMComparisonRequest(
                 user_prompt=task.user_prompt,
                 prompt_blocks=task.prompt_blocks,
                 callback_topic=self._settings.LLM_PROVIDER_CALLBACK_TOPIC,
-                llm_config_overrides=_overrides_for(task, default_overrides),
+                llm_config_overrides=overrides,
                 correlation_id=correlation_id,
-                metadata=merge_extra(
-                    base, {"essay_a_id": task.essay_a_id, "essay_b_id": task.essay_b_id}
+                metadata=comparison_metadata(
+                    base,
+                    task.essay_a_id,
+                    task.essay_b_id,
+                    reasoning_effort=overrides.reasoning_effort,
+                    output_verbosity=overrides.output_verbosity,
                 ),
             )
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             error = LPSError(
                 f"not sent: {exc}",
-                status_code=None,
+                code=NOT_SENT,
                 retryable=False,
                 attempts=0,
                 correlation_id=correlation_id,
@@ -208,39 +242,38 @@ class LLMInteraction:
             return ComparisonSubmission(task, correlation_id, error=error)
         return _Ready(task, request)
 
-    async def _post_all(
-        self, prepared: list[_Ready | ComparisonSubmission], sendable: int
-    ) -> list[ComparisonSubmission]:
-        results: list[ComparisonSubmission | None] = [None] * len(prepared)
-        indexes = iter(range(len(prepared)))  # shared by the workers: each index once
-
-        gate = self._gate()
+    async def _send(self, wave: _Wave) -> list[ComparisonSubmission]:
+        items = wave.items
+        results: list[ComparisonSubmission | None] = [None] * len(items)
+        indexes = iter(range(len(items)))  # shared by the workers: each index once
 
         async def worker() -> None:
             for index in indexes:
-                item = prepared[index]
-                if isinstance(item, _Ready):
-                    async with gate:
-                        results[index] = await self._post(item)
-                else:
-                    results[index] = item
+                item = items[index]
+                results[index] = await self._post(item, wave) if isinstance(item, _Ready) else item
 
-        workers = max(1, min(self._settings.LPS_MAX_CONCURRENCY, sendable))
+        workers = max(1, min(self._lps.max_concurrency, wave.sendable))
         await asyncio.gather(*(worker() for _ in range(workers)))
         return cast(list[ComparisonSubmission], results)  # every index was filled once
 
-    def _gate(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        gate = self._gates.get(loop)
-        if gate is None:
-            gate = self._gates[loop] = asyncio.Semaphore(self._settings.LPS_MAX_CONCURRENCY)
-        return gate
-
-    async def _post(self, item: _Ready) -> ComparisonSubmission:
+    async def _post(self, item: _Ready, wave: _Wave) -> ComparisonSubmission:
         correlation_id = item.request.correlation_id
+        attempted = False
+
+        def sent() -> None:  # the first POST of this comparison is going out
+            nonlocal attempted
+            attempted = True
+            self._metrics.record_requests(wave.resolution.mode)
+            if not wave.started:
+                wave.started = True
+                if wave.context.request_type == "cj_comparison":
+                    self._metrics.record_batch_started(wave.resolution.mode)
+
         try:
-            queued = await self._lps.submit(item.request)
+            queued = await self._lps.submit(item.request, on_first_attempt=sent)
         except LPSError as exc:
+            if exc.queue_full and exc.status is not None:  # LPS itself said so
+                self._metrics.record_backpressure()
             return ComparisonSubmission(item.task, correlation_id, error=exc)
         except Exception as exc:  # a client bug must cost one comparison, not the wave
             _log.exception(
@@ -248,24 +281,30 @@ class LLMInteraction:
             )
             error = LPSError(
                 f"{type(exc).__name__}: {exc}",
-                status_code=None,
+                code=CLIENT_ERROR,
                 retryable=False,
-                attempts=1,
+                attempts=int(attempted),  # at least; the client did not say how many
                 correlation_id=correlation_id,
             )
             return ComparisonSubmission(item.task, correlation_id, error=error)
         return ComparisonSubmission(item.task, correlation_id, queue_id=queued.queue_id)
 
 
-@dataclass(frozen=True, slots=True)
-class _Ready:
-    task: ComparisonTask
-    request: LLMComparisonRequest
+def _refuse_duplicate_ids(tasks: Sequence[ComparisonTask]) -> None:
+    given = [task.correlation_id for task in tasks if task.correlation_id is not None]
+    if len(set(given)) != len(given):
+        twice = sorted(str(cid) for cid, n in Counter(given).items() if n > 1)
+        raise ValueError(
+            f"correlation_id: {', '.join(twice[:5])} given to more than one task of the wave; "
+            "each comparison needs its own (LPS's result callback is matched on it)"
+        )
 
 
 def _overrides_for(task: ComparisonTask, default: LLMConfigOverrides) -> LLMConfigOverrides:
-    """The task's LLM overrides, else `default`; the provider must be the batch's (the
-    provider the guardrail judged)."""
+    """The task's LLM overrides over the wave's defaults (provider, model, temperature).
+
+    The provider must be the batch's: the mode was resolved and guarded for it.
+    """
     overrides = task.llm_config_overrides
     if overrides is None:
         return default
@@ -275,9 +314,9 @@ def _overrides_for(task: ComparisonTask, default: LLMConfigOverrides) -> LLMConf
             f"differs from the batch's provider {default.provider_override.value!r}; the "
             "batching mode was resolved for the batch's provider"
         )
-    return overrides
-
-
-def _bundle_hint(mode: LLMBatchingMode, wave_size: int) -> int | None:
-    """The wave size as LPS's bundle hint, for the serial-bundle mode only."""
-    return wave_size if mode is LLMBatchingMode.SERIAL_BUNDLE else None
+    missing: dict[str, Any] = {}
+    if overrides.model_override is None:
+        missing["model_override"] = default.model_override
+    if overrides.temperature_override is None:
+        missing["temperature_override"] = default.temperature_override
+    return overrides.model_copy(update=missing) if missing else overrides

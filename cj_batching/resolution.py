@@ -82,9 +82,11 @@ class Resolution:
 
     @classmethod
     def from_record(cls, record: object) -> Resolution | None:
-        """The resolution a stored record describes, or None (with one WARNING naming
-        what is wrong) when the record is unusable: a bad record must never fail a
-        submission; the batch is then resolved afresh."""
+        """The resolution a stored record describes; None for no record (a batch's first
+        wave) and, with one WARNING naming what is wrong, for an unusable record: a bad
+        record must never fail a submission; the batch is then resolved afresh."""
+        if record is None:
+            return None
         try:
             return _from_record(record)
         except ValueError as exc:

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from dotenv import dotenv_values
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
+from cj_batching import bounds
 from cj_batching._text import short_repr
 from cj_batching.bounds import (
     GuardAlpha,
@@ -25,12 +26,11 @@ from cj_batching.bounds import (
     GuardWaveMemory,
     ResultDedupMaxsize,
 )
-from cj_batching.lps_models import DEFAULT_CALLBACK_TOPIC
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE
-from flags import ProviderKind, bearer_token
+from flags import ProviderKind
 
-__all__ = ["ENV_PREFIX", "BearerToken", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "CJ_ASSESSMENT_SERVICE_"
 _log = logging.getLogger(__name__)
@@ -39,21 +39,6 @@ _FLAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # short, printable
 
 class SettingsError(ValueError):
     """Invalid configuration; each line names the env variable, the value and what is allowed."""
-
-
-def _bearer_token(value: SecretStr | None) -> SecretStr | None:
-    """`flags.bearer_token` on the secret: stripped, blank is none, one word only."""
-    if value is None:
-        return None
-    try:
-        token = bearer_token(value.get_secret_value())
-    except ValueError as exc:
-        raise ValueError(str(exc).removeprefix("token: ")) from None
-    return None if token is None else SecretStr(token)
-
-
-BearerToken = Annotated[SecretStr | None, AfterValidator(_bearer_token)]
-"""A secret bearer token: stripped, blank means none, never shown in errors or reprs."""
 
 
 class Settings(BaseSettings):
@@ -93,7 +78,7 @@ class Settings(BaseSettings):
         0.5, gt=0, le=30, description="Bound on one remote flag evaluation (ofrep, flagd)."
     )
     FLAGS_OFREP_URL: str = Field("http://localhost:8016", description="OFREP base URL.")
-    FLAGS_OFREP_TOKEN: BearerToken = Field(
+    FLAGS_OFREP_TOKEN: bounds.BearerToken = Field(
         None, description="OFREP bearer token (surrounding whitespace stripped; blank: none)."
     )
     FLAGS_FLAGD_HOST: str = Field("localhost", min_length=1)
@@ -102,16 +87,34 @@ class Settings(BaseSettings):
     RESOLUTION_CACHE_TTL_SECONDS: float = Field(30.0, ge=0, le=86400)
     RESOLUTION_CACHE_MAXSIZE: int = Field(10_000, ge=1, le=10_000_000)
 
-    LLM_PROVIDER_SERVICE_URL: str = Field(
-        "http://llm_provider_service:8080/api/v1", description="LPS base URL."
+    # The LPS side: each type and default lives in cj_batching.bounds, shared with the
+    # LPSClient constructor arguments of the same name.
+    LLM_PROVIDER_SERVICE_URL: bounds.LPSBaseURL = Field(
+        bounds.DEFAULT_LPS_URL, description="LPS base URL (checked at start-up)."
     )
-    LLM_PROVIDER_CALLBACK_TOPIC: str = Field(
-        DEFAULT_CALLBACK_TOPIC, min_length=1, description="Kafka topic LPS answers on."
+    LLM_PROVIDER_CALLBACK_TOPIC: bounds.CallbackTopic = Field(
+        bounds.DEFAULT_CALLBACK_TOPIC, description="Kafka topic LPS answers on."
     )
-    LPS_TIMEOUT_SECONDS: float = Field(60.0, gt=0, le=600)
-    LPS_MAX_RETRIES: int = Field(3, ge=0, le=100)
-    LPS_MAX_CONCURRENCY: int = Field(50, ge=1, le=1000, description="Parallel POSTs at most.")
-    LPS_AUTH_TOKEN: SecretStr | None = Field(None, description="Bearer token for LPS.")
+    DEFAULT_LLM_MODEL: bounds.LLMModelName = Field(
+        bounds.DEFAULT_LLM_MODEL, description="model_override when a task sets none."
+    )
+    DEFAULT_LLM_TEMPERATURE: bounds.LLMTemperature = Field(
+        bounds.DEFAULT_LLM_TEMPERATURE, description="temperature_override when a task sets none."
+    )
+    LPS_TIMEOUT_SECONDS: bounds.LPSTimeoutSeconds = Field(
+        bounds.DEFAULT_LPS_TIMEOUT_SECONDS, description="Total deadline of one attempt."
+    )
+    LPS_MAX_RETRIES: bounds.LPSMaxRetries = Field(bounds.DEFAULT_LPS_MAX_RETRIES)
+    LPS_MAX_CONCURRENCY: bounds.LPSMaxConcurrency = Field(
+        bounds.DEFAULT_LPS_MAX_CONCURRENCY, description="Parallel POSTs at most."
+    )
+    LPS_QUEUE_FULL_COOLDOWN_SECONDS: bounds.QueueFullCooldownSeconds = Field(
+        bounds.DEFAULT_LPS_QUEUE_FULL_COOLDOWN_SECONDS,
+        description="After LPS's queue-full answer, new waves fail fast this long at most.",
+    )
+    LPS_AUTH_TOKEN: bounds.LPSAuthToken = Field(
+        None, description="Bearer token for LPS (stripped; blank means none)."
+    )
 
     # The rollout guard: flag metadata guard_* keys override these per flag set version.
     GUARD_ENABLED: bool = Field(
@@ -234,7 +237,10 @@ def _describe_validation_error(exc: ValidationError, origins: Mapping[str, str])
     lines = ["invalid cj-batching settings:"]
     for error in exc.errors(include_url=False):
         field = str(error["loc"][0]) if error["loc"] else "?"
-        value = "'**********'" if field in _SECRET_FIELDS else short_repr(error["input"])
+        hidden = field in _SECRET_FIELDS or isinstance(
+            error.get("ctx", {}).get("error"), bounds.HiddenInputError
+        )
+        value = "'**********'" if hidden else short_repr(error["input"])
         message = str(error["msg"]).removeprefix("Value error, ")
         origin = origins.get(f"{ENV_PREFIX}{field}".upper())
         where = f" (from {origin})" if origin else ""

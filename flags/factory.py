@@ -20,18 +20,19 @@ __all__ = ["PROVIDER_KINDS", "ProviderKind", "bearer_token", "make_provider"]
 
 ProviderKind = Literal["file", "none", "ofrep", "flagd"]
 PROVIDER_KINDS: tuple[ProviderKind, ...] = ("file", "none", "ofrep", "flagd")
-_TOKEN = re.compile(r"[\x21-\x7e]+")  # one word of visible ASCII, as an HTTP header allows
+_TOKEN = re.compile(r"[!-~]+")  # printable ASCII without spaces, as an HTTP header allows
 
 
 def bearer_token(token: str | None) -> str | None:
     """`token` without surrounding whitespace (one read from a secret file ends in a
-    newline); None when blank. Anything but one word of visible ASCII is a ValueError that
-    does not show the token (the HTTP client's own error would quote the whole header)."""
+    newline); None when blank. Anything but printable ASCII without inner whitespace is a
+    ValueError that does not show the token (the HTTP client's own error would quote the
+    whole header)."""
     if token is None or not token.strip():
         return None
     token = token.strip()
     if not _TOKEN.fullmatch(token):
-        raise ValueError("token: a bearer token is one word of visible ASCII characters")
+        raise ValueError("a bearer token is printable ASCII without inner whitespace")
     return token
 
 

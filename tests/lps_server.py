@@ -1,17 +1,18 @@
-"""A real loopback LLM Provider Service for tests and benchmarks.
+"""A real loopback LLM Provider Service for tests and benchmarks (on `tests.loopback`).
 
-`running_lps_server()` starts an HTTP/1.1 server (keep-alive; asyncio, in a daemon thread)
-on 127.0.0.1 with an ephemeral port and yields an `LPSServer`; leaving the block stops it
-with bounded waits. It answers `POST {base_path}/comparison` (404 elsewhere) and records
-every request, whatever its path.
+`running_lps_server()` yields an `LPSServer` on 127.0.0.1; leaving the block stops it.
+It answers `POST {base_path}/comparison` (404 elsewhere) and records every request,
+whatever its path.
 
 Each answer is decided, in this order, by: replies queued with `script(...)` (FIFO), then
 the `policy` (a function of the `RecordedRequest` returning a `Reply` or None), then the
 `default` (a `Reply` or such a function; by default a fresh 202 with a queue_id).
 `RecordedRequest.attempt` counts requests per correlation_id, so a policy can fail the
-first N attempts of each comparison. Reply helpers cover the contract's shapes: `accepted`,
-`queue_full`, `ok_200`, `bad_request`, `bad_request_nested`, `too_many_requests`,
-`server_error`, `retryable_error`, `slow`, `drop_connection`, `raw`.
+first N attempts of each comparison. Reply helpers give the shapes of the deployed LPS
+(`../shared/reference/cj-lps-contracts.md`): `accepted`, `queue_full` (a 202 with a
+`REQUEST_QUEUED` error), `bad_request` (flat), `nested_error`, `configuration_error`,
+`too_many_requests`, `server_error`, and faults: `ok_200`, `retryable_error`, `slow`,
+`drip`, `oversized`, `endless`, `drop_connection`, `raw`.
 
     with running_lps_server() as lps:
         lps.script(server_error(503), accepted())
@@ -20,17 +21,16 @@ first N attempts of each comparison. Reply helpers cover the contract's shapes: 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import threading
-import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from http import HTTPStatus
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
+
+from . import loopback
+from .loopback import LoopbackServer, Reply
 
 __all__ = [
     "LPSServer",
@@ -39,9 +39,13 @@ __all__ = [
     "Reply",
     "accepted",
     "bad_request",
-    "bad_request_nested",
+    "configuration_error",
+    "drip",
     "drop_connection",
+    "endless",
+    "nested_error",
     "ok_200",
+    "oversized",
     "queue_full",
     "raw",
     "retryable_error",
@@ -53,41 +57,13 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the server received it."""
-
-    index: int  # 0-based arrival order
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-cased names
-    raw_body: bytes
-    body: Any  # parsed JSON, or None when the body is not JSON
-    attempt: int  # 1-based count of requests seen with this correlation_id
-    received_at: float  # time.monotonic()
+class RecordedRequest(loopback.RecordedRequest):
+    """One request as LPS received it; `attempt` counts per correlation id."""
 
     @property
     def correlation_id(self) -> str | None:
         cid = self.body.get("correlation_id") if isinstance(self.body, dict) else None
         return cid if isinstance(cid, str) else None
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What to answer: `body` bytes are sent raw, anything else as JSON (None: empty)."""
-
-    status: int = 202
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay_seconds: float = 0.0  # sleep before answering (other requests are not blocked)
-    drop: bool = False  # close the connection without answering
-    content_type: str = "application/json"
-
-    def payload(self) -> bytes:
-        if self.body is None:
-            return b""
-        if isinstance(self.body, bytes):
-            return self.body
-        return json.dumps(self.body).encode()
 
 
 Policy = Callable[[RecordedRequest], Reply | None]
@@ -104,9 +80,42 @@ def accepted(queue_id: str | None = None, **extra: Any) -> Reply:
     return Reply(202, {**body, **extra})
 
 
-def queue_full(message: str = "Queue at capacity") -> Reply:
-    """The contract's "queue full" shape: a 202 without queue_id."""
-    return Reply(202, {"status": "rejected", "error": message})
+def nested_error(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    **error: Any,
+) -> Reply:
+    """The platform's nested error shape (`{"error": {"code", "message", ...}}`)."""
+    body = {
+        "code": code,
+        "message": message,
+        "correlation_id": str(uuid.uuid4()),
+        "service": "llm_provider_service",
+        "timestamp": "2026-02-01T00:00:00Z",
+        "details": details if details is not None else {},
+        **error,
+    }
+    return Reply(status, {"error": body})
+
+
+def queue_full(retry_after_seconds: float | None = 300, queue_size: int = 1000) -> Reply:
+    """LPS at capacity: a 202 whose body is a `REQUEST_QUEUED` error; nothing was queued."""
+    inner: dict[str, Any] = {"provider": "openai", "queue_usage_percent": 100.0}
+    if retry_after_seconds is not None:
+        inner["retry_after_seconds"] = retry_after_seconds
+    return nested_error(
+        202,
+        "REQUEST_QUEUED",
+        "Service temporarily at capacity. Please retry later.",
+        {"queue_size": queue_size, "details": inner},
+    )
+
+
+def configuration_error(message: str = "Provider 'google' not found") -> Reply:
+    """A permanent 500: the provider is not configured in that LPS."""
+    return nested_error(500, "CONFIGURATION_ERROR", message)
 
 
 def ok_200() -> Reply:
@@ -115,25 +124,8 @@ def ok_200() -> Reply:
 
 
 def bad_request(error: str = "Invalid request", details: str = "user_prompt is empty") -> Reply:
+    """LPS's flat 400."""
     return Reply(400, {"error": error, "details": details})
-
-
-def bad_request_nested(
-    code: str = "VALIDATION_ERROR", message: str = "provider_override is required"
-) -> Reply:
-    return Reply(
-        400,
-        {
-            "error": {
-                "code": code,
-                "message": message,
-                "correlation_id": str(uuid.uuid4()),
-                "service": "llm_provider_service",
-                "timestamp": "2025-01-01T00:00:00Z",
-                "details": {"field": "llm_config_overrides.provider_override"},
-            }
-        },
-    )
 
 
 def too_many_requests(retry_after: str | None = "1") -> Reply:
@@ -142,7 +134,8 @@ def too_many_requests(retry_after: str | None = "1") -> Reply:
 
 
 def server_error(status: int = 500, message: str = "Internal server error") -> Reply:
-    return Reply(status, {"error": message})
+    """A flat 5xx (`{"error", "details"}`)."""
+    return Reply(status, {"error": message, "details": "see the LPS logs"})
 
 
 def retryable_error(status: int = 400, message: str = "Provider busy") -> Reply:
@@ -153,8 +146,24 @@ def slow(seconds: float, then: Reply | None = None) -> Reply:
     return replace(then if then is not None else accepted(), delay_seconds=seconds)
 
 
+def drip(seconds_per_byte: float, then: Reply | None = None) -> Reply:
+    """The whole answer, head included, one byte per `seconds_per_byte`."""
+    return replace(then if then is not None else accepted(), drip_seconds=seconds_per_byte)
+
+
+def oversized(status: int = 202, size: int = 100_000) -> Reply:
+    """A JSON answer of exactly `size` bytes (a real 202 is under 300)."""
+    head, tail = b'{"queue_id": "q-big", "status": "queued", "p": "', b'"}'
+    return Reply(status, head + b"x" * max(0, size - len(head) - len(tail)) + tail)
+
+
+def endless(status: int = 202) -> Reply:
+    """An answer whose chunked body never ends."""
+    return Reply(status, endless=True)
+
+
 def drop_connection() -> Reply:
-    return Reply(drop=True)
+    return Reply(202, drop=True)
 
 
 def raw(status: int, content: bytes, content_type: str = "text/plain") -> Reply:
@@ -165,14 +174,9 @@ def _default_behaviour(_request: RecordedRequest) -> Reply:
     return accepted()
 
 
-class LPSServer:
-    """The scriptable server's state; create it with `running_lps_server()`.
-
-    The server runs an asyncio loop in its own daemon thread: one thread serves every
-    connection, so slow replies (`asyncio.sleep`) never block other requests and the
-    server competes little for the GIL with the code under test. Policies run on that
-    thread; recording and scripting are guarded by a lock.
-    """
+class LPSServer(LoopbackServer[RecordedRequest]):
+    """The scriptable LPS; create it with `running_lps_server()`. Policies run on the
+    server's thread."""
 
     def __init__(
         self,
@@ -182,30 +186,17 @@ class LPSServer:
         default: Behaviour = _default_behaviour,
         policy: Policy | None = None,
     ) -> None:
-        self.host = host
+        super().__init__(RecordedRequest, host=host, name="lps")
         self.base_path = base_path.rstrip("/")
         self._default = default
         self._policy = policy
         self._script: deque[Reply] = deque()
-        self._requests: list[RecordedRequest] = []
-        self._attempts: dict[str | None, int] = {}
-        self._errors: list[BaseException] = []
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-        self._port = 0
-
-    @property
-    def port(self) -> int:
-        return self._port
+        self._script_lock = threading.Lock()
 
     @property
     def base_url(self) -> str:
         """The URL to give `LPSClient` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}{self.base_path}"
+        return f"{self.origin}{self.base_path}"
 
     @property
     def comparison_path(self) -> str:
@@ -215,155 +206,37 @@ class LPSServer:
 
     def script(self, *replies: Reply) -> None:
         """Queue replies for the next requests, in order, ahead of policy and default."""
-        with self._lock:
+        with self._script_lock:
             self._script.extend(replies)
 
     def set_policy(self, policy: Policy | None) -> None:
-        with self._lock:
+        with self._script_lock:
             self._policy = policy
 
     def set_default(self, default: Behaviour) -> None:
-        with self._lock:
+        with self._script_lock:
             self._default = default
 
     def reset(self) -> None:
         """Forget recorded requests, errors, scripted replies and the policy."""
-        with self._lock:
+        with self._script_lock:
             self._script.clear()
-            self._requests.clear()
-            self._attempts.clear()
-            self._errors.clear()
             self._policy = None
+        self._clear_recording()
 
-    # --- inspection ---------------------------------------------------------------------
+    def requests_for(self, cid: object) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.correlation_id == str(cid)]
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
+    # --- answering (on the server's thread) ---------------------------------------------
 
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self._requests)
-
-    @property
-    def errors(self) -> list[BaseException]:
-        """Exceptions raised by policies or while serving (connection resets excluded)."""
-        with self._lock:
-            return list(self._errors)
-
-    def requests_for(self, correlation_id: object) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.correlation_id == str(correlation_id)]
-
-    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until at least `count` requests arrived or `timeout` passed."""
-        with self._arrived:
-            return self._arrived.wait_for(lambda: len(self._requests) >= count, timeout)
-
-    # --- lifecycle ----------------------------------------------------------------------
-
-    def start(self, timeout: float = 5.0) -> None:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
-        self._port = future.result(timeout)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening, cut open connections (waking slow replies); bounded waits."""
-        deadline = time.monotonic() + timeout
-        if self._loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-            with contextlib.suppress(Exception):
-                future.result(timeout)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if not self._thread.is_alive():
-            self._loop.close()
-
-    async def _listen(self) -> int:
-        self._server = await asyncio.start_server(
-            self._serve_connection, self.host, 0, backlog=1024
-        )
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-
-    # --- serving ------------------------------------------------------------------------
-
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            while await self._serve_one(reader, writer):
-                pass
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass  # the client went away or sent garbage: just close
-        except asyncio.CancelledError:
-            pass  # shutdown; ending normally avoids 3.11's noisy "cancelled callback" log
-        except Exception as exc:
-            self._note_error(exc)
-        finally:
-            self._connections.discard(task)
-            writer.close()
-
-    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Answer one request; False when the connection must close."""
-        head = await reader.readuntil(b"\r\n\r\n")
-        method, path, version, headers = _parse_head(head)
-        length = int(headers.get("content-length") or 0)
-        raw_body = await reader.readexactly(length) if length > 0 else b""
-        request = self._record(method, path, headers, raw_body)
-        reply = self._decide(request)
-        if reply.delay_seconds > 0:
-            await asyncio.sleep(reply.delay_seconds)
-        if reply.drop:
-            return False
-        keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        writer.write(_encode(reply, keep_alive))
-        await writer.drain()
-        return keep_alive
-
-    def _record(
-        self, method: str, path: str, headers: dict[str, str], raw_body: bytes
-    ) -> RecordedRequest:
-        body = _parse_json(raw_body)
+    def _key(self, method: str, path: str, body: Any) -> object:
         cid = body.get("correlation_id") if isinstance(body, dict) else None
-        key = cid if isinstance(cid, str) else None
-        with self._arrived:
-            self._attempts[key] = attempt = self._attempts.get(key, 0) + 1
-            request = RecordedRequest(
-                len(self._requests),
-                method,
-                path,
-                headers,
-                raw_body,
-                body,
-                attempt,
-                time.monotonic(),
-            )
-            self._requests.append(request)
-            self._arrived.notify_all()
-        return request
+        return cid if isinstance(cid, str) else None
 
     def _decide(self, request: RecordedRequest) -> Reply:
         if request.method != "POST" or request.path != self.comparison_path:
             return Reply(404, {"error": f"no route for {request.method} {request.path}"})
-        try:
-            return self._scripted_or_policy(request)
-        except Exception as exc:  # a broken test policy: answer 500 and keep the error
-            self._note_error(exc)
-            return Reply(500, {"error": f"test policy raised {exc!r}"})
-
-    def _scripted_or_policy(self, request: RecordedRequest) -> Reply:
-        with self._lock:
+        with self._script_lock:
             if self._script:
                 return self._script.popleft()
             policy, default = self._policy, self._default
@@ -371,42 +244,6 @@ class LPSServer:
         if reply is not None:
             return reply
         return default if isinstance(default, Reply) else default(request)
-
-    def _note_error(self, error: BaseException) -> None:
-        with self._lock:
-            self._errors.append(error)
-
-
-def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
-    request_line, *lines = head[:-4].decode("latin-1").split("\r\n")
-    method, path, version = request_line.split(" ", 2)
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return method, path, version, headers
-
-
-def _encode(reply: Reply, keep_alive: bool) -> bytes:
-    payload = reply.payload()
-    try:
-        phrase = HTTPStatus(reply.status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    lines = [f"HTTP/1.1 {reply.status} {phrase}", f"Content-Length: {len(payload)}"]
-    if payload:
-        lines.append(f"Content-Type: {reply.content_type}")
-    if not keep_alive:
-        lines.append("Connection: close")
-    lines.extend(f"{name}: {value}" for name, value in reply.headers.items())
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
-
-
-def _parse_json(raw_body: bytes) -> Any:
-    try:
-        return json.loads(raw_body) if raw_body else None
-    except ValueError:
-        return None
 
 
 @contextlib.contextmanager

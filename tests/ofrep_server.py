@@ -1,10 +1,9 @@
 """A real loopback OFREP (OpenFeature Remote Evaluation Protocol) server for tests.
 
-`running_ofrep_server()` starts an HTTP/1.1 server (keep-alive; `ThreadingHTTPServer`, one
-thread per connection, in daemon threads) on 127.0.0.1 with an ephemeral port and yields
-an `OFREPServer`; leaving the block stops it with bounded waits. It answers
-`POST /ofrep/v1/evaluate/flags/{key}` (404 elsewhere) and records every request,
-whatever its path, with its headers (Authorization included) and JSON body.
+`running_ofrep_server()` yields an `OFREPServer` on 127.0.0.1 (`tests.loopback`, the
+server stack the LPS test server uses too); leaving the block stops it with bounded
+waits. It answers `POST /ofrep/v1/evaluate/flags/{key}` (404 elsewhere) and records every
+request, whatever its path, with its headers (Authorization included) and JSON body.
 
 Each evaluation is answered, in this order, by: replies queued for the key with
 `script(key, ...)` (FIFO, one request each), the standing `answer(key, ...)` for the key
@@ -15,8 +14,8 @@ DISABLED -> 404 FLAG_NOT_FOUND), and otherwise 404 FLAG_NOT_FOUND.
 
 Reply helpers cover the protocol's shapes: `evaluated`, `code_default`, `flag_not_found`,
 `evaluation_error`, `unauthorized`, `too_many_requests`, `server_error`, `slow`, `raw`.
-A `slow` reply sleeps server-side on its own connection thread (other requests are served
-meanwhile) until its delay passes, `release()` is called or the server stops.
+A `slow` reply waits server-side (other requests are served meanwhile) until its delay
+passes, `release()` is called or the server stops.
 
     with running_ofrep_server(document) as ofrep:
         ofrep.script("llm-batching-mode", server_error())
@@ -26,14 +25,10 @@ meanwhile) until its delay passes, `release()` is called or the server stops.
 from __future__ import annotations
 
 import contextlib
-import json
-import socket
 import threading
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -41,6 +36,9 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagResolutionDetails
 
 from flags import FlagdMemoryProvider
+
+from . import loopback
+from .loopback import LoopbackServer, Reply
 
 __all__ = [
     "EVALUATE_PREFIX",
@@ -63,16 +61,8 @@ EVALUATE_PREFIX = "/ofrep/v1/evaluate/flags/"
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the server received it."""
-
-    index: int  # 0-based arrival order
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-cased names
-    raw_body: bytes
-    body: Any  # parsed JSON, or None when the body is not JSON
-    received_at: float  # time.monotonic()
+class RecordedRequest(loopback.RecordedRequest):
+    """One request as the OFREP server received it."""
 
     @property
     def flag_key(self) -> str | None:
@@ -86,24 +76,6 @@ class RecordedRequest:
         """The request's evaluation context (`{}` when absent)."""
         context = self.body.get("context") if isinstance(self.body, dict) else None
         return dict(context) if isinstance(context, dict) else {}
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What to answer: `body` bytes are sent raw, anything else as JSON (None: empty)."""
-
-    status: int = 200
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay_seconds: float = 0.0  # sleep before answering (other requests are not blocked)
-    content_type: str = "application/json"
-
-    def payload(self) -> bytes:
-        if self.body is None:
-            return b""
-        if isinstance(self.body, bytes):
-            return self.body
-        return json.dumps(self.body).encode()
 
 
 Answer = Reply | Callable[[RecordedRequest], Reply]
@@ -173,54 +145,40 @@ def raw(status: int, content: bytes, content_type: str = "text/plain") -> Reply:
     return Reply(status, content, content_type=content_type)
 
 
-class OFREPServer:
+class OFREPServer(LoopbackServer[RecordedRequest]):
     """The scriptable server's state; create it with `running_ofrep_server()`.
 
-    Answers are decided on the connection's thread; recording and scripting are
-    guarded by a lock, so tests may script and inspect while requests are in flight.
+    Answers are decided on the server's thread; recording and scripting are guarded by
+    locks, so tests may script and inspect while requests are in flight.
     """
 
     def __init__(
         self, document: Mapping[str, Any] | None = None, *, host: str = "127.0.0.1"
     ) -> None:
-        self.host = host
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
+        super().__init__(RecordedRequest, host=host, name="ofrep")
+        self._answers_lock = threading.Lock()
         self._scripts: defaultdict[str, deque[Reply]] = defaultdict(deque)
         self._answers: dict[str, Answer] = {}
         self._flags: FlagdMemoryProvider | None = None
-        self._requests: list[RecordedRequest] = []
-        self._errors: list[BaseException] = []
-        self._release = threading.Event()
-        self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
-        self._handlers: set[threading.Thread] = set()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         if document is not None:
             self.serve_document(document)
 
     @property
-    def port(self) -> int:
-        assert self._httpd is not None, "the server is not started"
-        return int(self._httpd.server_address[1])
-
-    @property
     def url(self) -> str:
         """The base URL to give an OFREP provider (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
+        return self.origin
 
     # --- scripting ----------------------------------------------------------------------
 
     def serve_document(self, document: Mapping[str, Any] | None) -> None:
         """Answer flags from this flagd-format document (validated; None: no document)."""
         flags = None if document is None else FlagdMemoryProvider(document, name="ofrep-test")
-        with self._lock:
+        with self._answers_lock:
             self._flags = flags
 
     def answer(self, key: str, answer: Answer | None) -> None:
         """Answer every evaluation of `key` with `answer` (None: forget it)."""
-        with self._lock:
+        with self._answers_lock:
             if answer is None:
                 self._answers.pop(key, None)
             else:
@@ -228,95 +186,18 @@ class OFREPServer:
 
     def script(self, key: str, *replies: Reply) -> None:
         """Queue one-shot replies for the next evaluations of `key`, in order."""
-        with self._lock:
+        with self._answers_lock:
             self._scripts[key].extend(replies)
 
-    def release(self) -> None:
-        """Wake every slow reply now (they answer at once)."""
-        with self._lock:
-            released, self._release = self._release, threading.Event()
-        released.set()
-
     # --- inspection ---------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self._requests)
 
     def requests_for(self, key: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.flag_key == key]
 
-    @property
-    def errors(self) -> list[BaseException]:
-        """Exceptions raised by answer functions or while serving (disconnects excluded)."""
-        with self._lock:
-            return list(self._errors)
+    # --- answering (on the server's thread) ---------------------------------------------
 
-    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until at least `count` requests arrived or `timeout` passed."""
-        with self._arrived:
-            return self._arrived.wait_for(lambda: len(self._requests) >= count, timeout)
-
-    # --- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        handler = type("_BoundHandler", (_Handler,), {"ofrep": self})
-        self._httpd = _HTTPServer((self.host, 0), handler, self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="ofrep-test-server",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening, wake slow replies, cut open connections; bounded waits."""
-        deadline = time.monotonic() + timeout
-        self._stopping.set()
-        self.release()
-        httpd, thread = self._httpd, self._thread
-        if httpd is None or thread is None:
-            return
-        if thread.is_alive():
-            # shutdown() waits for serve_forever without a timeout: guard it.
-            stopper = threading.Thread(target=httpd.shutdown, daemon=True)
-            stopper.start()
-            stopper.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            connections, handlers = list(self._connections), list(self._handlers)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        httpd.server_close()
-        thread.join(max(0.0, deadline - time.monotonic()))
-        for handler_thread in handlers:
-            handler_thread.join(max(0.0, deadline - time.monotonic()))
-
-    # --- serving (called on connection threads) -----------------------------------------
-
-    def _record(
-        self, method: str, path: str, headers: dict[str, str], raw_body: bytes
-    ) -> RecordedRequest:
-        with self._arrived:
-            request = RecordedRequest(
-                len(self._requests),
-                method,
-                path,
-                headers,
-                raw_body,
-                _parse_json(raw_body),
-                time.monotonic(),
-            )
-            self._requests.append(request)
-            self._arrived.notify_all()
-        return request
+    def _key(self, method: str, path: str, body: Any) -> object:
+        return path
 
     def _decide(self, request: RecordedRequest) -> Reply:
         key = request.flag_key
@@ -324,14 +205,7 @@ class OFREPServer:
             return Reply(404, {"errorDetails": f"no route for {request.method} {request.path}"})
         if request.raw_body and request.body is None:
             return evaluation_error("PARSE_ERROR", "the request body is not JSON", key)
-        try:
-            return self._answer(key, request)
-        except Exception as exc:  # a broken answer function: 500, and keep the error
-            self._note_error(exc)
-            return server_error(500, f"test answer raised {exc!r}")
-
-    def _answer(self, key: str, request: RecordedRequest) -> Reply:
-        with self._lock:
+        with self._answers_lock:
             script = self._scripts.get(key)
             if script:
                 return script.popleft()
@@ -341,87 +215,6 @@ class OFREPServer:
         if flags is not None:
             return _evaluate_document(flags, key, request.context)
         return flag_not_found(key)
-
-    def _wait(self, seconds: float) -> None:
-        with self._lock:
-            release = self._release
-        if not self._stopping.is_set():
-            release.wait(seconds)
-
-    def _note_error(self, error: BaseException) -> None:
-        with self._lock:
-            self._errors.append(error)
-
-    def _track(self, connection: socket.socket, thread: threading.Thread, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(connection)
-                self._handlers.add(thread)
-            else:
-                self._connections.discard(connection)
-                self._handlers.discard(thread)
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() joins the connection threads itself, with a bound
-
-    def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], ofrep: OFREPServer
-    ) -> None:
-        self.ofrep = ofrep
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        error = sys.exc_info()[1]
-        if error is not None and not isinstance(error, ConnectionError | TimeoutError):
-            self.ofrep._note_error(error)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    ofrep: OFREPServer
-    protocol_version = "HTTP/1.1"  # keep-alive, as a real OFREP server
-    timeout = 30  # an idle keep-alive connection is dropped after this
-    disable_nagle_algorithm = True  # headers and body go out in two writes
-
-    def setup(self) -> None:
-        super().setup()
-        self.ofrep._track(self.connection, threading.current_thread(), add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.ofrep._track(self.connection, threading.current_thread(), add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: tests read `requests` instead
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length) if length > 0 else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        request = self.ofrep._record(self.command, self.path, headers, raw_body)
-        reply = self.ofrep._decide(request)
-        if reply.delay_seconds > 0:
-            self.ofrep._wait(reply.delay_seconds)
-        payload = reply.payload()
-        self.send_response(reply.status)
-        self.send_header("Content-Length", str(len(payload)))
-        if payload:
-            self.send_header("Content-Type", reply.content_type)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 def _evaluate_document(flags: FlagdMemoryProvider, key: str, context: dict[str, Any]) -> Reply:
@@ -464,13 +257,6 @@ def _resolve_any_type(
             return details
     assert details is not None
     return details
-
-
-def _parse_json(raw_body: bytes) -> Any:
-    try:
-        return json.loads(raw_body) if raw_body else None
-    except ValueError:
-        return None
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ HEAVY = (
     "matplotlib",
     "tqdm",
     "shtab",
-    "cj_batching.lps_client",
+    "cj_batching.lps.client",
     "cj_batching.metrics_server",
     "cj_batching.report",
     "cj_batching.cli",
@@ -74,7 +74,7 @@ def test_a_resolve_on_a_json_flag_file_loads_only_the_schema_check(tmp_path: Pat
 @pytest.mark.parametrize(
     ("name", "loads"),
     [
-        ("LPSClient", {"httpx", "cj_batching.lps_client"}),
+        ("LPSClient", {"httpx", "cj_batching.lps.client"}),
         ("serve_metrics", {"cj_batching.metrics_server", "prometheus_client", "http.server"}),
         ("BatchingMetrics", {"prometheus_client", "http.server"}),
     ],

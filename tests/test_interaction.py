@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import uuid
 from collections import Counter as Tally
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -31,6 +32,7 @@ from cj_batching import (
     Resolution,
     overrides_from_envelope_metadata,
 )
+from cj_batching.lps import CLIENT_ERROR, NOT_SENT, QUEUE_FULL
 from flags.testing import wait_until
 
 from .conftest import ResolverFactory
@@ -41,7 +43,9 @@ from .lps_server import (
     Reply,
     accepted,
     bad_request,
+    configuration_error,
     drop_connection,
+    nested_error,
     queue_full,
     server_error,
     slow,
@@ -53,15 +57,17 @@ SERIAL = LLMBatchingMode.SERIAL_BUNDLE
 BATCH_API = LLMBatchingMode.PROVIDER_BATCH_API
 OPENAI = LLMProviderType.OPENAI
 
-BODY_KEYS = {
-    "user_prompt",
-    "prompt_blocks",
-    "callback_topic",
-    "llm_config_overrides",
-    "correlation_id",
-    "user_id",
-    "metadata",
-}
+BODY_KEYS = {"user_prompt", "callback_topic", "llm_config_overrides", "correlation_id", "metadata"}
+
+
+class Clock:
+    """The client's injected monotonic clock (back-pressure cooldowns): moves when told."""
+
+    def __init__(self) -> None:
+        self.now = 5_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class NoSleep:
@@ -83,14 +89,16 @@ async def interaction_on(
     client: type[LPSClient] = LPSClient,
     **options: Any,
 ) -> AsyncIterator[LLMInteraction]:
-    """An LLMInteraction posting to the loopback LPS with fast, sleep-free retries."""
+    """An LLMInteraction posting to the loopback LPS (the resolver's LPS_* settings) with
+    sleep-free retries."""
+    settings = resolver.settings.model_copy(update={"LLM_PROVIDER_SERVICE_URL": lps.base_url})
     options = {
         "backoff_initial_seconds": 0.001,
         "backoff_max_seconds": 0.01,
         "sleep": NoSleep(),
         **options,
     }
-    async with client(lps.base_url, **options) as lps_client:
+    async with client.from_settings(settings, **options) as lps_client:
         yield LLMInteraction(
             settings=resolver.settings, resolver=resolver, lps=lps_client, metrics=metrics
         )
@@ -108,6 +116,12 @@ def wave(count: int, prefix: str = "e") -> list[ComparisonTask]:
         )
         for n in range(count)
     ]
+
+
+def backpressure_counted(registry: CollectorRegistry) -> float:
+    value = registry.get_sample_value("cj_llm_lps_backpressure_total")
+    assert value is not None, "cj_llm_lps_backpressure_total is not exposed"
+    return value
 
 
 def requests_counted(registry: CollectorRegistry) -> dict[str, float]:
@@ -146,100 +160,200 @@ def queue_id_for(request: RecordedRequest) -> Reply:
 
 # --- the wire body -----------------------------------------------------------------------------
 
+MODES = ("per_request", "serial_bundle", "provider_batch_api")
 
-@pytest.mark.parametrize(
-    ("context_provider", "default_provider", "sent_provider"),
-    [
-        pytest.param(None, "anthropic", "anthropic", id="default-provider"),
-        pytest.param(" Google ", "anthropic", "google", id="context-provider"),
-    ],
-)
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_wire_body_matches_the_contract_field_by_field(
-    make_resolver: ResolverFactory,
-    metrics: BatchingMetrics,
-    lps: LPSServer,
-    context_provider: str | None,
-    default_provider: str,
-    sent_provider: str,
+    make_resolver: ResolverFactory, metrics: BatchingMetrics, lps: LPSServer, mode: str
 ) -> None:
     resolver, _ = make_resolver(
-        static("serial_bundle"),
-        LLM_PROVIDER_CALLBACK_TOPIC="cj.test.comparison_results",
-        DEFAULT_LLM_PROVIDER=default_provider,
+        static(mode), LLM_PROVIDER_CALLBACK_TOPIC="cj.test.comparison_results"
     )
     lps.set_default(queue_id_for)
-    blocks = [{"type": "text", "text": "Rubric: argument, evidence.", "cache": True}]
+    stored = uuid.uuid4()  # CJ stored this pair under its id before posting
+    blocks = [{"target": "user_content", "content": "Rubric: argument.", "cacheable": True}]
     tasks = [
-        ComparisonTask("essay-1", "essay-2", "Which essay argues better?", prompt_blocks=blocks),
-        ComparisonTask("essay-3", "essay-4", "Which essay is clearer?"),
-        ComparisonTask("essay-1", "essay-3", "Which essay uses evidence better?"),
+        ComparisonTask("essay-1", "essay-2", "Which argues better?", blocks, correlation_id=stored),
+        ComparisonTask("essay-3", "essay-4", "Which is clearer?", prompt_blocks=[]),
+        ComparisonTask("essay-1", "essay-3", "Which uses evidence better?"),
     ]
-    context = BatchContext(42, cj_source="eng5_runner", llm_provider=context_provider)
+    context = BatchContext(
+        42,
+        cj_source="eng5_runner",
+        llm_provider="openai",
+        request_type="cj_retry",
+        comparison_iteration=3,
+    )
     async with interaction_on(lps, resolver, metrics) as interaction:
         result = await interaction.submit_batch(
-            context, tasks, metadata={"bos_batch_id": "bos-7", "experiment": "nightly"}
+            context, tasks, metadata={"bos_batch_id": "bos-7", "experiment": None}
         )
 
-    assert [s.task for s in result.submissions] == tasks
     assert result.queued == 3
+    assert result.submissions[0].correlation_id == stored
     assert len({s.correlation_id for s in result.submissions}) == 3
     assert lps.request_count == 3
     for submission in result.submissions:
         (request,) = lps.requests_for(submission.correlation_id)
         task, body = submission.task, request.body
         assert (request.method, request.path) == ("POST", "/api/v1/comparison")
-        assert request.headers["content-type"] == "application/json"
-        assert set(body) == BODY_KEYS
+        assert set(body) == BODY_KEYS | ({"prompt_blocks"} if task.prompt_blocks else set())
         assert body["user_prompt"] == task.user_prompt
-        assert body["prompt_blocks"] == task.prompt_blocks
+        assert body.get("prompt_blocks") == (task.prompt_blocks or None)
         assert body["callback_topic"] == "cj.test.comparison_results"
-        overrides = body["llm_config_overrides"]
-        assert overrides["provider_override"] == sent_provider
-        assert {k: v for k, v in overrides.items() if k != "provider_override"} == dict.fromkeys(
-            set(overrides) - {"provider_override"}
-        )
-        assert str(uuid.UUID(body["correlation_id"])) == body["correlation_id"]
+        assert body["llm_config_overrides"] == {
+            "provider_override": "openai",
+            "model_override": "gpt-5.1",
+            "temperature_override": 0.1,
+        }
         assert body["correlation_id"] == str(submission.correlation_id)
-        assert body["user_id"] is None
         assert body["metadata"] == {
             "essay_a_id": task.essay_a_id,
             "essay_b_id": task.essay_b_id,
             "bos_batch_id": "bos-7",
-            "experiment": "nightly",
+            "experiment": None,
             "cj_batch_id": "42",
             "cj_source": "eng5_runner",
-            "cj_llm_batching_mode": "serial_bundle",
-            "cj_request_type": "cj_comparison",
+            "cj_llm_batching_mode": mode,
+            "cj_request_type": "cj_retry",
             "cj_llm_batching_decided_by": "flag",
+            "comparison_iteration": 3,
             "preferred_bundle_size": 3,
         }
         assert submission.queue_id == f"queue-{submission.correlation_id}"
-        assert submission.error is None
 
 
-@pytest.mark.parametrize(
-    ("mode", "size", "hint"),
-    [
-        pytest.param("serial_bundle", 12, 12, id="serial-typical-wave"),
-        pytest.param("serial_bundle", 70, 64, id="serial-capped"),
-        pytest.param("per_request", 12, None, id="per-request"),
-        pytest.param("provider_batch_api", 70, None, id="batch-api"),
-    ],
-)
-async def test_bundle_hint_is_the_wave_size_capped_for_serial_bundle_only(
+async def test_an_alias_override_goes_out_in_the_wire_spelling(
+    make_resolver: ResolverFactory, metrics: BatchingMetrics, lps: LPSServer
+) -> None:
+    resolver, _ = make_resolver(static("per_request"))
+    overrides = overrides_from_envelope_metadata(
+        {"llm_batching_mode_hint": "provider_serial_bundle"}
+    )
+    async with interaction_on(lps, resolver, metrics) as interaction:
+        await interaction.submit_batch(BatchContext(2, overrides=overrides), wave(2))
+    assert {r.body["metadata"]["cj_llm_batching_mode"] for r in lps.requests} == {"serial_bundle"}
+
+
+async def test_the_store_and_pass_back_loop_keeps_a_batch_in_its_arm(
+    make_resolver: ResolverFactory, metrics: BatchingMetrics, lps: LPSServer
+) -> None:
+    """The README's loop: store the returned resolution, pass it back on the next wave;
+    the flag changes in between, the batch's mode does not, and the wire says pinned."""
+    resolver, flags = make_resolver(static("provider_batch_api"))
+    async with interaction_on(lps, resolver, metrics) as interaction:
+        first = await interaction.submit_batch(BatchContext(5), wave(2, "w0"))
+        stored = first.resolution.to_record()
+        flags.update(document(mode_flag(default_variant="per_request"), version="test-2"))
+        pin = Resolution.from_record(stored)
+        second = await interaction.submit_batch(
+            BatchContext(5, request_type="cj_retry", comparison_iteration=1, pinned=pin),
+            wave(2, "w1"),
+        )
+    assert (first.resolution.mode, second.resolution.mode) == (BATCH_API, BATCH_API)
+    assert second.resolution.to_record() == stored  # storing it again changes nothing
+    later = [r.body["metadata"] for r in lps.requests[2:]]
+    assert {m["cj_llm_batching_pinned"] for m in later} == {True}
+    assert {m["cj_llm_batching_decided_by"] for m in later} == {"flag"}
+    assert all("cj_llm_batching_pinned" not in r.body["metadata"] for r in lps.requests[:2])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("size", "hint"), [(1, 1), (12, 12), (64, 64), (70, 64)])
+async def test_bundle_hint_is_the_wave_size_capped_at_64_in_every_mode(
     make_resolver: ResolverFactory,
     metrics: BatchingMetrics,
     lps: LPSServer,
     mode: str,
     size: int,
-    hint: int | None,
+    hint: int,
 ) -> None:
     resolver, _ = make_resolver(static(mode))
     async with interaction_on(lps, resolver, metrics) as interaction:
         result = await interaction.submit_batch(BatchContext(8, llm_provider="openai"), wave(size))
     assert result.queued == size
-    hints = {request.body["metadata"].get("preferred_bundle_size") for request in lps.requests}
-    assert hints == {hint}
+    assert {r.body["metadata"]["preferred_bundle_size"] for r in lps.requests} == {hint}
+
+
+async def test_task_overrides_win_and_only_set_fields_are_sent(
+    make_resolver: ResolverFactory, metrics: BatchingMetrics, lps: LPSServer
+) -> None:
+    resolver, _ = make_resolver(
+        static("serial_bundle"), DEFAULT_LLM_MODEL="gpt-test", DEFAULT_LLM_TEMPERATURE=0.7
+    )
+    tuned = LLMConfigOverrides(
+        provider_override=OPENAI,
+        model_override="gpt-5.1-mini",
+        temperature_override=0.0,
+        max_tokens_override=800,
+        reasoning_effort="high",
+        output_verbosity="low",
+    )
+    partial = LLMConfigOverrides(provider_override=OPENAI, reasoning_effort="none")
+    tasks = [
+        ComparisonTask("a", "b", "tuned", llm_config_overrides=tuned),
+        ComparisonTask("c", "d", "partial", llm_config_overrides=partial),
+        ComparisonTask("e", "f", "defaults"),
+    ]
+    async with interaction_on(lps, resolver, metrics) as interaction:
+        result = await interaction.submit_batch(BatchContext(4, llm_provider="openai"), tasks)
+    sent = [lps.requests_for(s.correlation_id)[0].body for s in result.submissions]
+    assert [body["llm_config_overrides"] for body in sent] == [
+        {
+            "provider_override": "openai",
+            "model_override": "gpt-5.1-mini",
+            "temperature_override": 0.0,
+            "max_tokens_override": 800,
+            "reasoning_effort": "high",
+            "output_verbosity": "low",
+        },
+        {
+            "provider_override": "openai",
+            "model_override": "gpt-test",
+            "temperature_override": 0.7,
+            "reasoning_effort": "none",
+        },
+        {"provider_override": "openai", "model_override": "gpt-test", "temperature_override": 0.7},
+    ]
+    copied = [
+        {k: body["metadata"].get(k) for k in ("reasoning_effort", "output_verbosity")}
+        for body in sent
+    ]
+    assert copied == [
+        {"reasoning_effort": "high", "output_verbosity": "low"},
+        {"reasoning_effort": "none", "output_verbosity": None},
+        {"reasoning_effort": None, "output_verbosity": None},
+    ]
+    assert "output_verbosity" not in sent[1]["metadata"]
+
+
+async def test_two_tasks_with_one_correlation_id_are_refused_before_anything_is_sent(
+    make_resolver: ResolverFactory,
+    metrics: BatchingMetrics,
+    registry: CollectorRegistry,
+    lps: LPSServer,
+) -> None:
+    resolver, _ = make_resolver(static("serial_bundle"))
+    twice = uuid.uuid4()
+    tasks = [
+        ComparisonTask("a", "b", "p", correlation_id=twice),
+        ComparisonTask("c", "d", "p"),
+        ComparisonTask("e", "f", "p", correlation_id=str(twice)),  # type: ignore[arg-type]
+    ]
+    async with interaction_on(lps, resolver, metrics) as interaction:
+        with pytest.raises(ValueError, match=f"correlation_id: {twice} given to more than one"):
+            await interaction.submit_batch(BatchContext(3), tasks)
+    assert lps.request_count == 0
+    assert requests_counted(registry) == only(SERIAL, 0)
+    assert batches_counted(registry) == only(SERIAL, 0)
+
+
+def test_a_task_takes_a_correlation_id_as_uuid_or_text() -> None:
+    cid = uuid.uuid4()
+    assert ComparisonTask("a", "b", "p", correlation_id=str(cid)).correlation_id == cid  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="correlation_id: 'pair-7' is not a UUID"):
+        ComparisonTask("a", "b", "p", correlation_id="pair-7")  # type: ignore[arg-type]
 
 
 # --- counting ---------------------------------------------------------------------------------
@@ -304,9 +418,9 @@ async def test_a_retry_wave_alone_starts_no_batch(
     context = BatchContext(5, llm_provider="openai", request_type="cj_retry")
     async with interaction_on(lps, resolver, metrics) as interaction:
         await interaction.submit_batch(context, wave(3))
-        # perform_comparisons with an explicit request type behaves the same way
+        # perform_comparisons takes the request type from the context too
         await interaction.perform_comparisons(
-            wave(2, "p"), replace(context, request_type="cj_comparison"), request_type=" CJ_Retry "
+            wave(2, "p"), replace(context, request_type=" CJ_Retry ")
         )
     assert batches_counted(registry) == only(PER_REQUEST, 0)
     assert requests_counted(registry) == only(PER_REQUEST, 5)
@@ -359,8 +473,11 @@ async def test_sent_mode_equals_counted_mode_even_when_the_flag_flips(
         assert flipped.is_set()
         wait_until(lambda: resolver.resolve(retry).mode is BATCH_API, what="mid-wave flag applied")
         third = await interaction.submit_batch(retry, wave(4, "w3-"))
-        explicit = Resolution(PER_REQUEST, "override", PER_REQUEST, OPENAI)
-        fourth = await interaction.perform_comparisons(wave(3, "w4-"), retry, resolution=explicit)
+        # perform_comparisons resolves too: the override wins over the flag here
+        pinned = replace(
+            retry, overrides=BatchConfigOverrides(llm_batching_mode_override=PER_REQUEST)
+        )
+        fourth = await interaction.perform_comparisons(wave(3, "w4-"), pinned)
 
     assert lps.errors == []
     waves = [
@@ -397,8 +514,11 @@ def by_scenario(request: RecordedRequest) -> Reply:
     first = request.attempt == 1
     replies = {
         "ok": queue_id_for(request),
-        "queue_full_then_ok": queue_full() if first else queue_id_for(request),
+        "circuit_open_then_ok": (
+            nested_error(503, "CIRCUIT_BREAKER_OPEN", "open") if first else queue_id_for(request)
+        ),
         "bad_request": bad_request(),
+        "not_configured": configuration_error(),
         "rate_limited": too_many_requests(retry_after="1"),
         "server_error_then_ok": server_error(500) if first else queue_id_for(request),
         "dropped": drop_connection(),
@@ -407,15 +527,16 @@ def by_scenario(request: RecordedRequest) -> Reply:
     return replies[scenario]
 
 
-# scenario: (queued, status_code, retryable, attempts)
-OUTCOMES: dict[str, tuple[bool, int | None, bool | None, int]] = {
-    "ok": (True, None, None, 1),
-    "queue_full_then_ok": (True, None, None, 2),
-    "bad_request": (False, 400, False, 1),
-    "rate_limited": (False, 429, True, MAX_RETRIES + 1),
-    "server_error_then_ok": (True, None, None, 2),
-    "dropped": (False, None, True, MAX_RETRIES + 1),
-    "slow": (False, None, True, MAX_RETRIES + 1),
+# scenario: (queued, status, code, retryable, attempts)
+OUTCOMES: dict[str, tuple[bool, int | None, str | None, bool | None, int]] = {
+    "ok": (True, None, None, None, 1),
+    "circuit_open_then_ok": (True, None, None, None, 2),
+    "bad_request": (False, 400, None, False, 1),
+    "not_configured": (False, 500, "CONFIGURATION_ERROR", False, 1),
+    "rate_limited": (False, 429, None, True, MAX_RETRIES + 1),
+    "server_error_then_ok": (True, None, None, None, 2),
+    "dropped": (False, None, "CONNECTION_ERROR", True, MAX_RETRIES + 1),
+    "slow": (False, None, "TIMEOUT", True, MAX_RETRIES + 1),
 }
 
 
@@ -428,8 +549,9 @@ async def test_one_failing_comparison_never_aborts_the_others(
     resolver, _ = make_resolver(static("serial_bundle"))
     scenarios = [
         "ok",
-        "queue_full_then_ok",
+        "circuit_open_then_ok",
         "bad_request",
+        "not_configured",
         "rate_limited",
         "ok",
         "server_error_then_ok",
@@ -453,7 +575,7 @@ async def test_one_failing_comparison_never_aborts_the_others(
     assert all(s.task is t for s, t in zip(result.submissions, tasks, strict=True))
     assert len({s.correlation_id for s in result.submissions}) == len(tasks)
     for scenario, submission in zip(scenarios, result.submissions, strict=True):
-        queued, status, retryable, attempts = OUTCOMES[scenario]
+        queued, status, code, retryable, attempts = OUTCOMES[scenario]
         cid = submission.correlation_id
 
         # The server saw exactly the attempts the client reports, never more than allowed.
@@ -470,15 +592,16 @@ async def test_one_failing_comparison_never_aborts_the_others(
         error = submission.error
         assert isinstance(error, LPSError), scenario
         assert submission.queue_id is None
-        assert (error.status_code, error.retryable, error.attempts) == (
+        assert (error.status, error.code, error.retryable, error.attempts) == (
             status,
+            code,
             retryable,
             attempts,
         ), scenario
         assert error.correlation_id == cid
     slow_error = result.submissions[scenarios.index("slow")].error
     assert slow_error is not None
-    assert "timeout" in slow_error.error
+    assert "deadline" in slow_error.message
     assert result.queued == 5
     assert [s.task for s in result.failed] == [
         t for t, s in zip(tasks, scenarios, strict=True) if not OUTCOMES[s][0]
@@ -494,34 +617,44 @@ async def test_one_failing_comparison_never_aborts_the_others(
 
 
 class ExplodingClient(LPSClient):
-    """A client with a bug for one kind of prompt."""
+    """A client with a bug for some prompts: before sending, or after."""
 
-    async def submit(self, request: LLMComparisonRequest) -> QueuedComparison:
-        if request.user_prompt.startswith("explode"):
+    async def submit(
+        self, request: LLMComparisonRequest, *, on_first_attempt: Callable[[], object] | None = None
+    ) -> QueuedComparison:
+        if request.user_prompt.startswith("explode before"):
             raise RuntimeError("client bug")
-        return await super().submit(request)
+        queued = await super().submit(request, on_first_attempt=on_first_attempt)
+        if request.user_prompt.startswith("explode after"):
+            raise RuntimeError("client bug")
+        return queued
 
 
 async def test_an_unexpected_client_exception_costs_one_comparison(
     make_resolver: ResolverFactory,
     metrics: BatchingMetrics,
+    registry: CollectorRegistry,
     lps: LPSServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     resolver, _ = make_resolver(static("per_request"))
     tasks = [
         ComparisonTask("a", "b", "fine"),
-        ComparisonTask("c", "d", "explode please"),
-        ComparisonTask("e", "f", "fine too"),
+        ComparisonTask("c", "d", "explode before sending"),
+        ComparisonTask("e", "f", "explode after sending"),
+        ComparisonTask("g", "h", "fine too"),
     ]
     async with interaction_on(lps, resolver, metrics, client=ExplodingClient) as interaction:
         result = await interaction.submit_batch(BatchContext(6), tasks)
-    assert [s.queued for s in result.submissions] == [True, False, True]
-    error = result.submissions[1].error
-    assert isinstance(error, LPSError)
-    assert (error.status_code, error.retryable, error.attempts) == (None, False, 1)
-    assert "RuntimeError: client bug" in error.error
+    assert [s.queued for s in result.submissions] == [True, False, False, True]
+    errors = [s.error for s in result.submissions[1:3]]
+    assert [(e.status, e.code, e.retryable, e.attempts) for e in errors if e] == [
+        (None, CLIENT_ERROR, False, 0),
+        (None, CLIENT_ERROR, False, 1),
+    ]
+    assert all(e is not None and "RuntimeError: client bug" in e.message for e in errors)
     assert "LPS submit raised unexpectedly" in caplog.text
+    assert requests_counted(registry) == only(PER_REQUEST, 3)  # what went out
 
 
 async def test_concurrency_is_bounded_by_the_setting(
@@ -577,8 +710,13 @@ async def test_a_task_for_another_provider_fails_alone_unsent_and_uncounted(
     assert (plain.queued, refused.queued, kept.queued) == (True, False, True)
     error = refused.error
     assert isinstance(error, LPSError)
-    assert (error.status_code, error.retryable, error.attempts) == (None, False, 0)
-    assert "'anthropic' differs from the batch's provider 'openai'" in error.error
+    assert (error.status, error.code, error.retryable, error.attempts) == (
+        None,
+        NOT_SENT,
+        False,
+        0,
+    )
+    assert "'anthropic' differs from the batch's provider 'openai'" in error.message
     assert error.correlation_id == refused.correlation_id
     assert lps.requests_for(refused.correlation_id) == []
     assert lps.request_count == 2
@@ -669,6 +807,145 @@ async def test_broken_metrics_never_break_a_submission(
     assert lps.request_count == 4
 
 
+# --- back-pressure: LPS's queue is full -------------------------------------------------------
+
+
+def full_from(first_full: int) -> Callable[[RecordedRequest], Reply]:
+    """Queue requests until `first_full` arrived, then answer queue full (300 s)."""
+
+    def answer(request: RecordedRequest) -> Reply:
+        return queue_full() if request.index >= first_full else queue_id_for(request)
+
+    return answer
+
+
+def test_the_backpressure_counter_is_exposed_from_zero(
+    metrics: BatchingMetrics, registry: CollectorRegistry
+) -> None:
+    assert backpressure_counted(registry) == 0
+    metrics.record_backpressure()
+    assert backpressure_counted(registry) == 1
+
+
+async def test_queue_full_holds_back_the_rest_of_the_wave_unsent_and_uncounted(
+    make_resolver: ResolverFactory,
+    metrics: BatchingMetrics,
+    registry: CollectorRegistry,
+    lps: LPSServer,
+) -> None:
+    # One POST at a time, so "the rest of the wave" is exact: tasks 3.. never go out.
+    resolver, _ = make_resolver(static("serial_bundle"), LPS_MAX_CONCURRENCY=1)
+    lps.set_default(full_from(2))
+    tasks = wave(20)
+    async with interaction_on(lps, resolver, metrics, clock=Clock()) as interaction:
+        result = await interaction.submit_batch(BatchContext(30, llm_provider="openai"), tasks)
+
+    assert lps.request_count == 3
+    assert [s.task for s in result.submissions] == tasks  # each task once, in order
+    queued, full, held = result.submissions[:2], result.submissions[2], result.submissions[3:]
+    assert all(s.queued for s in queued)
+    assert full.error is not None
+    assert (full.error.status, full.error.code, full.error.attempts) == (202, QUEUE_FULL, 1)
+    assert full.error.retry_after_seconds == 300
+    for submission in held:
+        error = submission.error
+        assert error is not None
+        assert (error.status, error.code, error.retryable, error.attempts) == (
+            None,
+            QUEUE_FULL,
+            True,
+            0,
+        )
+        assert error.retry_after_seconds == 300  # the injected clock did not move
+        assert lps.requests_for(submission.correlation_id) == []
+    assert requests_counted(registry) == only(SERIAL, 3)
+    assert backpressure_counted(registry) == 1
+    assert batches_counted(registry) == only(SERIAL, 1)
+
+
+async def test_during_the_cooldown_new_waves_fail_fast_and_start_nothing(
+    make_resolver: ResolverFactory,
+    metrics: BatchingMetrics,
+    registry: CollectorRegistry,
+    lps: LPSServer,
+) -> None:
+    resolver, _ = make_resolver(static("per_request"), LPS_QUEUE_FULL_COOLDOWN_SECONDS=30)
+    lps.script(queue_full(retry_after_seconds=300))
+    clock = Clock()
+    async with interaction_on(lps, resolver, metrics, clock=clock) as interaction:
+        await interaction.submit_batch(BatchContext(31), wave(1))
+        clock.now += 20
+        other = await interaction.submit_batch(BatchContext(32), wave(12))
+    assert lps.request_count == 1
+    assert [s.error.attempts if s.error else None for s in other.submissions] == [0] * 12
+    assert {s.error.retry_after_seconds for s in other.submissions if s.error} == {280}
+    assert requests_counted(registry) == only(PER_REQUEST, 1)
+    assert batches_counted(registry) == only(PER_REQUEST, 1)  # batch 32 never started
+    assert backpressure_counted(registry) == 1
+
+
+async def test_after_the_cooldown_one_probe_goes_first_then_the_wave(
+    make_resolver: ResolverFactory,
+    metrics: BatchingMetrics,
+    registry: CollectorRegistry,
+    lps: LPSServer,
+) -> None:
+    resolver, _ = make_resolver(static("per_request"), LPS_MAX_CONCURRENCY=8)
+    lps.script(queue_full(retry_after_seconds=300), slow(0.2, accepted()))
+    clock = Clock()
+    async with interaction_on(lps, resolver, metrics, clock=clock) as interaction:
+        await interaction.submit_batch(BatchContext(33), wave(1))
+        clock.now += 31
+        later = await interaction.submit_batch(BatchContext(34), wave(12))
+    assert later.queued == 12
+    probe, *rest = lps.requests[1:]
+    assert len(rest) == 11
+    assert all(r.received_at >= probe.received_at + 0.15 for r in rest)  # after its answer
+    assert requests_counted(registry) == only(PER_REQUEST, 13)
+
+
+# --- cancellation ----------------------------------------------------------------------------
+
+
+class Stuck:
+    """An injected backoff sleep that never returns (until cancelled)."""
+
+    async def __call__(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize(
+    ("reply", "sleep"),
+    [
+        pytest.param(slow(60.0), NoSleep(), id="cancelled-in-flight"),
+        pytest.param(server_error(503), Stuck(), id="cancelled-in-backoff"),
+    ],
+)
+async def test_a_cancelled_wave_counts_exactly_what_it_sent(
+    make_resolver: ResolverFactory,
+    metrics: BatchingMetrics,
+    registry: CollectorRegistry,
+    lps: LPSServer,
+    reply: Reply,
+    sleep: Any,
+) -> None:
+    resolver, _ = make_resolver(static("serial_bundle"), LPS_MAX_CONCURRENCY=5)
+    lps.set_default(reply)
+    async with interaction_on(lps, resolver, metrics, sleep=sleep) as interaction:
+        submitting = asyncio.create_task(
+            interaction.submit_batch(BatchContext(40, llm_provider="openai"), wave(30))
+        )
+        assert await asyncio.to_thread(lps.wait_for_requests, 5)
+        submitting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await submitting
+    sent = Tally(r.body["metadata"]["cj_llm_batching_mode"] for r in lps.requests)
+    assert len({r.correlation_id for r in lps.requests}) == 5
+    assert requests_counted(registry) == {m.value: float(sent[m.value]) for m in LLMBatchingMode}
+    assert requests_counted(registry) == only(SERIAL, 5)
+    assert batches_counted(registry) == only(SERIAL, 1)
+
+
 # --- overrides from the event envelope --------------------------------------------------------
 
 
@@ -738,3 +1015,62 @@ async def test_envelope_hint_decides_the_mode_on_the_wire(
     }
     assert modes == {("serial_bundle", "override")}
     assert requests_counted(registry) == only(SERIAL, 2)
+
+
+def test_batch_config_overrides_are_read_with_their_bounds() -> None:
+    overrides = overrides_from_envelope_metadata(
+        {
+            "batch_config_overrides": {
+                "batch_size": 50,
+                "max_concurrent_batches": 2,
+                "partial_completion_threshold": 0.9,
+            },
+            "max_comparisons": 550,
+        }
+    )
+    assert overrides == BatchConfigOverrides(
+        batch_size=50,
+        max_concurrent_batches=2,
+        partial_completion_threshold=0.9,
+        max_comparisons=550,
+    )
+
+
+def test_unknown_batch_config_keys_are_ignored_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="cj_batching.overrides"):
+        overrides = overrides_from_envelope_metadata(
+            {"batch_config_overrides": {"batch_size": 20, "future_knob": True}}
+        )
+    assert overrides == BatchConfigOverrides(batch_size=20)
+    (record,) = caplog.records
+    assert record.levelno == logging.DEBUG
+    assert "future_knob" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "named"),
+    [
+        ({"batch_config_overrides": {"batch_size": 5}}, "batch_config_overrides.batch_size"),
+        (
+            {"batch_config_overrides": {"max_concurrent_batches": True}},
+            "batch_config_overrides.max_concurrent_batches",
+        ),
+        (
+            {"batch_config_overrides": {"partial_completion_threshold": 1.5}},
+            "batch_config_overrides.partial_completion_threshold",
+        ),
+        ({"batch_config_overrides": ["batch_size", 20]}, "batch_config_overrides"),
+        ({"max_comparisons": 0}, "max_comparisons"),
+        ({"max_comparisons": "many"}, "max_comparisons"),
+    ],
+)
+def test_a_bad_envelope_value_is_ignored_with_one_warning_naming_it(
+    metadata: dict[str, Any], named: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="cj_batching.overrides"):
+        overrides = overrides_from_envelope_metadata(
+            {**metadata, "llm_batching_mode_hint": "per_request"}
+        )
+    assert overrides == BatchConfigOverrides(llm_batching_mode_override=PER_REQUEST)  # the rest
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert f"ignoring {named} " in warning.getMessage()

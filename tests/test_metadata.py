@@ -16,7 +16,7 @@ from cj_batching import (
     Resolution,
     build_request_metadata,
 )
-from cj_batching.metadata import merge_extra
+from cj_batching.metadata import comparison_metadata, merge_extra
 from cj_batching.resolution import DecidedBy
 
 from .conftest import ResolverFactory
@@ -31,7 +31,21 @@ RESERVED = (
     "cj_llm_batching_mode",
     "cj_request_type",
     "cj_llm_batching_decided_by",
+    "cj_llm_batching_pinned",
+    "comparison_iteration",
     "preferred_bundle_size",
+    "reasoning_effort",
+    "output_verbosity",
+)
+# What LPS writes into the metadata it echoes, over whatever CJ sent.
+LPS_WRITES = (
+    "resolved_provider",
+    "resolved_model",
+    "queue_processing_mode",
+    "prompt_sha256",
+    "usage",
+    "cache_read_tokens",
+    "cache_anything",
 )
 
 
@@ -51,6 +65,7 @@ def test_every_batching_key_with_its_type() -> None:
         "cj_llm_batching_mode": "per_request",
         "cj_request_type": "cj_comparison",
         "cj_llm_batching_decided_by": "default",
+        "comparison_iteration": 0,
     }
     assert type(metadata["cj_batch_id"]) is str
     assert type(metadata["cj_llm_batching_mode"]) is str  # the plain value, not the enum
@@ -84,7 +99,20 @@ def test_mode_is_the_canonical_value_even_for_an_alias_override(
     assert metadata["cj_llm_batching_decided_by"] == "override"
 
 
-@pytest.mark.parametrize("decided_by", ["override", "flag", "default"])
+def test_a_pinned_wave_says_so() -> None:
+    record = resolution(PER_REQUEST, "flag").to_record()
+    pinned = Resolution.from_record(record)
+    assert pinned is not None
+    metadata = build_request_metadata(BatchContext(1, pinned=pinned), pinned)
+    assert metadata["cj_llm_batching_pinned"] is True
+    assert metadata["cj_llm_batching_decided_by"] == "flag"
+
+
+def test_an_unpinned_wave_carries_no_pin_key() -> None:
+    assert "cj_llm_batching_pinned" not in build_request_metadata(BatchContext(1), resolution())
+
+
+@pytest.mark.parametrize("decided_by", ["override", "flag", "default", "guard"])
 def test_decided_by_is_carried(decided_by: DecidedBy) -> None:
     metadata = build_request_metadata(BatchContext(1), resolution(decided_by=decided_by))
     assert metadata["cj_llm_batching_decided_by"] == decided_by
@@ -95,15 +123,12 @@ def test_request_type_comes_from_the_context() -> None:
     assert build_request_metadata(context, resolution())["cj_request_type"] == "cj_retry"
 
 
-def test_request_type_argument_wins_and_is_normalised() -> None:
-    metadata = build_request_metadata(BatchContext(1), resolution(), request_type="  CJ_RETRY ")
-    assert metadata["cj_request_type"] == "cj_retry"
-
-
-@pytest.mark.parametrize("bad", ["", "   ", "cj retry", "x" * 65])
-def test_unusable_request_type_argument_is_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="request_type"):
-        build_request_metadata(BatchContext(1), resolution(), request_type=bad)
+@pytest.mark.parametrize("iteration", [0, 1, 7])
+def test_comparison_iteration_comes_from_the_context(iteration: int) -> None:
+    context = BatchContext(1, request_type="cj_retry", comparison_iteration=iteration)
+    metadata = build_request_metadata(context, resolution())
+    assert metadata["comparison_iteration"] == iteration
+    assert type(metadata["comparison_iteration"]) is int
 
 
 @pytest.mark.parametrize(
@@ -144,8 +169,15 @@ def test_extra_is_merged() -> None:
         "cj_llm_batching_mode": "serial_bundle",
         "cj_request_type": "cj_comparison",
         "cj_llm_batching_decided_by": "flag",
+        "comparison_iteration": 0,
         "preferred_bundle_size": 3,
     }
+
+
+@pytest.mark.parametrize("key", LPS_WRITES)
+def test_extra_may_not_set_a_key_lps_writes(key: str) -> None:
+    with pytest.raises(ValueError, match=f"may not set {key}: LPS writes these keys"):
+        build_request_metadata(BatchContext(1), resolution(), extra={"bos_batch_id": "b", key: 1})
 
 
 @pytest.mark.parametrize("key", RESERVED)
@@ -198,3 +230,24 @@ def test_each_call_returns_a_fresh_dict() -> None:
     first = build_request_metadata(context, chosen)
     first["cj_source"] = "tampered"
     assert build_request_metadata(context, chosen)["cj_source"] == "els"
+
+
+def test_comparison_metadata_adds_the_pair_to_the_wave_base() -> None:
+    base = build_request_metadata(BatchContext(5), resolution(), extra={"bos_batch_id": "b"})
+    metadata = comparison_metadata(base, "essay-1", "essay-2")
+    assert metadata == {**base, "essay_a_id": "essay-1", "essay_b_id": "essay-2"}
+    assert "reasoning_effort" not in metadata
+    assert "output_verbosity" not in metadata
+
+
+def test_comparison_metadata_copies_reasoning_and_verbosity_when_set() -> None:
+    base = build_request_metadata(BatchContext(5), resolution())
+    metadata = comparison_metadata(base, "a", "b", reasoning_effort="high", output_verbosity="low")
+    assert (metadata["reasoning_effort"], metadata["output_verbosity"]) == ("high", "low")
+    assert "reasoning_effort" not in base  # the wave's base is shared: never mutated
+
+
+@pytest.mark.parametrize("bad", [-1, 2**31, True, 1.0, "3", None])
+def test_comparison_iteration_is_an_int_from_0(bad: object) -> None:
+    with pytest.raises(ValueError, match="comparison_iteration"):
+        BatchContext(1, comparison_iteration=bad)  # type: ignore[arg-type]

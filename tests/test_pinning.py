@@ -124,7 +124,13 @@ def test_bad_record_is_ignored_with_one_warning_naming_the_field(
     assert len(warnings[0].getMessage()) < 400  # a 10 KB value is cut, not echoed
 
 
-@pytest.mark.parametrize("record", [None, "record", 42, ["mode"], {}])
+def test_no_record_is_no_pin_and_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="cj_batching.resolution"):
+        assert Resolution.from_record(None) is None
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("record", ["record", 42, ["mode"], {}])
 def test_record_that_is_not_a_record_is_ignored(record: object) -> None:
     assert Resolution.from_record(record) is None
 

@@ -1,14 +1,12 @@
-"""Pydantic models for the LLM Provider Service (LPS) wire format.
+"""Pydantic models of the LLM Provider Service (LPS) wire format.
 
 `LLMComparisonRequest` is the JSON body of `POST {base}/comparison`; `QueuedComparison`
-is the body of its only success answer, a 202. See the LPS HTTP contract for the fields.
+is the body of its only success answer, a 202.
 
-Serialisation decision: `model_dump(mode="json")` (and `model_dump_json()`) keep fields
-whose value is None as JSON `null`; we do not use `exclude_none`. The contract types
-every optional field as "X or null" (`prompt_blocks`, `user_id`, the override fields),
-so an explicit null is a valid value that means the same as "not set", and sending
-every key keeps the body shape fixed and easy to assert on. The enum field is emitted
-as its string value and `correlation_id` as the canonical hyphenated UUID string.
+What goes on the wire is `LLMComparisonRequest.wire_body()`: null fields are left out
+and so are empty `prompt_blocks`, as the deployed CJ client sends them (LPS reads an
+absent field and a null alike); `metadata` is sent exactly as given, nulls included,
+because LPS echoes it back in the result callback.
 """
 
 from __future__ import annotations
@@ -16,34 +14,40 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cj_batching.bounds import (
+    DEFAULT_CALLBACK_TOPIC,
+    CallbackTopic,
+    LLMModelName,
+    LLMTemperature,
+    MaxTokens,
+)
 from cj_batching.modes import LLMProviderType
 
 __all__ = [
     "DEFAULT_CALLBACK_TOPIC",
     "LLMComparisonRequest",
     "LLMConfigOverrides",
+    "OutputVerbosity",
     "QueuedComparison",
+    "ReasoningEffort",
 ]
-
-DEFAULT_CALLBACK_TOPIC = "huleedu.llm_provider.comparison_result.v1"
-"""The contract's default Kafka topic for comparison results."""
 
 ReasoningEffort = Literal["none", "low", "medium", "high"]
 OutputVerbosity = Literal["low", "medium", "high"]
 
 
 class LLMConfigOverrides(BaseModel):
-    """Per-request LLM settings; LPS rejects a request without `provider_override`."""
+    """Per-request LLM settings; LPS answers 400 to a request without `provider_override`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     provider_override: LLMProviderType
-    model_override: str | None = None
-    temperature_override: float | None = Field(default=None, ge=0.0, le=2.0)
+    model_override: LLMModelName | None = None
+    temperature_override: LLMTemperature | None = None
     system_prompt_override: str | None = None
-    max_tokens_override: int | None = Field(default=None, gt=0)
+    max_tokens_override: MaxTokens | None = None
     reasoning_effort: ReasoningEffort | None = None
     output_verbosity: OutputVerbosity | None = None
 
@@ -51,19 +55,29 @@ class LLMConfigOverrides(BaseModel):
 class LLMComparisonRequest(BaseModel):
     """The body of `POST {base}/comparison`: one comparison to queue at LPS.
 
-    `metadata` is sent as given (LPS echoes it back in the result callback); its values
-    must be JSON-serialisable.
+    `metadata` values must be JSON-serialisable; an empty `prompt_blocks` reads as None.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     user_prompt: str = Field(min_length=1)
     prompt_blocks: list[dict[str, Any]] | None = None
-    callback_topic: str = Field(min_length=1)
+    callback_topic: CallbackTopic
     llm_config_overrides: LLMConfigOverrides
     correlation_id: UUID
     user_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("prompt_blocks")
+    @classmethod
+    def _empty_blocks_are_none(cls, value: list[dict[str, Any]] | None) -> Any:
+        return value or None
+
+    def wire_body(self) -> bytes:
+        """The JSON body to post: null fields and empty `prompt_blocks` left out."""
+        # exclude_none drops None *fields* of the models only; None values inside the
+        # metadata dict are kept (measured with pydantic 2), so the echo is faithful.
+        return self.model_dump_json(exclude_none=True).encode()
 
 
 class QueuedComparison(BaseModel):
