@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +27,7 @@ from cj_batching.bounds import (
 )
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE
-from flags import ProviderKind
+from flags import ProviderKind, irregular_file_kind
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
@@ -140,6 +139,8 @@ class Settings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
+        files = values.get("_env_file", self.model_config.get("env_file"))
+        _refuse_irregular_env_files(files)
         origins = _origins(values, self.model_config.get("env_file"))
         try:
             super().__init__(**values)
@@ -148,7 +149,6 @@ class Settings(BaseSettings):
         except _SourceError as exc:
             raise SettingsError(str(exc)) from None
         except UnicodeDecodeError as exc:  # raised while reading a .env file
-            files = values.get("_env_file", self.model_config.get("env_file"))
             raise SettingsError(_undecodable_env_file(files, exc)) from None
         _warn_unknown(origins, type(self).model_fields)
 
@@ -204,12 +204,20 @@ def _split_list(text: str) -> object:
         ) from None
 
 
+def _refuse_irregular_env_files(files: object) -> None:
+    """pydantic-settings opens a FIFO or device named `.env` too, and that read blocks (or
+    never ends): refuse it first, naming the file."""
+    for path in _env_files(files):
+        kind = irregular_file_kind(path)
+        if kind is not None:
+            raise SettingsError(f"{path}: is {kind}, not a regular file; a .env file must be one")
+
+
 def _undecodable_env_file(files: object, exc: UnicodeDecodeError) -> str:
     """Which .env file is not UTF-8, and where: the decode error itself names no file."""
     for path in _env_files(files):
         try:
-            # Only regular files: a FIFO (pydantic-settings reads those too) is read once.
-            if stat.S_ISREG(os.stat(path).st_mode):
+            if path.is_file():  # a FIFO or device was refused before anything was read
                 path.read_bytes().decode("utf-8")
         except OSError:
             continue

@@ -27,6 +27,7 @@ __all__ = [
     "DocumentError",
     "check_document",
     "document_format",
+    "irregular_file_kind",
     "load_document",
     "parse_document",
     "read_document_bytes",
@@ -133,6 +134,16 @@ def read_document_bytes(path: Path) -> bytes:
         message = f"file is over the {MAX_DOCUMENT_BYTES}-byte limit"
         raise DocumentError(source, [Problem("", message)])
     return data
+
+
+def irregular_file_kind(path: Path) -> str | None:
+    """What `path` is when it exists but is not a regular file (e.g. "a FIFO (named
+    pipe)"), following symlinks; None for a regular file or a missing path. Reading such
+    a path may block (a FIFO) or never end (a device)."""
+    try:
+        return _not_regular(os.stat(path).st_mode)
+    except OSError:
+        return None
 
 
 def _not_regular(mode: int) -> str | None:

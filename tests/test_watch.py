@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import threading
@@ -14,19 +13,12 @@ import pytest
 import yaml
 
 from cj_batching.cli import build_parser, watch
-from flags import DocumentError
 from flags.testing import wait_until, write_atomically
 
 from .documents import batching_document
 
 Output = Callable[[], list[str]]
 Watcher = Callable[..., Output]
-
-NAMES_REJECTED_VERSIONS = "version" in inspect.signature(DocumentError.__init__).parameters
-needs_rejected_version = pytest.mark.skipif(
-    not NAMES_REJECTED_VERSIONS,
-    reason="the rejected version comes from the flag-files work (DocumentError.version)",
-)
 
 
 @pytest.fixture
@@ -92,7 +84,6 @@ def test_reports_accepted_and_rejected_versions(path: Path, start_watch: Watcher
     assert sum("REJECTED" in line for line in output()) == 1  # once per bad version
 
 
-@needs_rejected_version
 def test_names_the_rejected_version(path: Path, start_watch: Watcher) -> None:
     write(path, batching_document(version="v1"))
     output = start_watch()

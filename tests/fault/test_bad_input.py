@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -231,6 +232,27 @@ def test_a_dotenv_file_that_is_not_utf8_is_a_settings_error_naming_it(
     message = str(info.value)
     assert message.startswith(f"{env_file}: not valid UTF-8 (byte 0x")
     assert "save the file as UTF-8" in message
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink-to-fifo"])
+def test_a_dotenv_that_is_not_a_regular_file_is_refused_without_blocking(
+    tmp_path: Path, kind: str
+) -> None:
+    """pydantic-settings would open a FIFO named .env and block on it: refused first."""
+    env_file = tmp_path / ".env"
+    if kind == "directory":
+        env_file.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(env_file)
+    else:
+        os.mkfifo(tmp_path / "pipe")
+        env_file.symlink_to(tmp_path / "pipe")
+    with pytest.raises(SettingsError) as info:
+        Settings(_env_file=env_file)
+    expected = "a directory" if kind == "directory" else "a FIFO (named pipe)"
+    assert str(info.value) == (
+        f"{env_file}: is {expected}, not a regular file; a .env file must be one"
+    )
 
 
 def test_the_cli_exits_2_on_a_dotenv_file_that_is_not_utf8(
