@@ -16,6 +16,7 @@ from flags import DocumentError, document_format
 
 __all__ = [
     "CommandParser",
+    "add_batch_range_options",
     "add_flags_option",
     "batch_id_argument",
     "batches_argument",
@@ -41,6 +42,28 @@ def add_flags_option(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="flag file to use (default: CJ_ASSESSMENT_SERVICE_FLAGS_FILE, flags.yaml); "
         "it must exist",
+    )
+
+
+def add_batch_range_options(parser: argparse.ArgumentParser) -> None:
+    """`--provider`, `--batches N` and `--first-batch-id K`: which consecutive batch ids
+    a preview resolves, for which provider (shared by `rollout` and `diff`)."""
+    parser.add_argument(
+        "--provider", metavar="P", help="LLM provider (default: DEFAULT_LLM_PROVIDER)"
+    )
+    parser.add_argument(
+        "--batches",
+        type=batches_argument,
+        default=10_000,
+        metavar="N",
+        help="how many ids (10000)",
+    )
+    parser.add_argument(
+        "--first-batch-id",
+        type=numeric_batch_id_argument,
+        default=1,
+        metavar="K",
+        help="first id (1); 01 and 1 are the same batch",
     )
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from cj_batching.cli._arguments import batches_argument, flags_path, numeric_batch_id_argument
+from cj_batching.cli._arguments import add_batch_range_options, flags_path
 from cj_batching.cli._common import (
     UsageError,
     document_resolver,
@@ -51,23 +51,7 @@ def add_parser(commands: Any) -> None:
         metavar="S",
         help="a cj_source to count moves for (repeatable; default: els, bos, eng5_runner)",
     )
-    parser.add_argument(
-        "--provider", metavar="P", help="LLM provider (default: DEFAULT_LLM_PROVIDER)"
-    )
-    parser.add_argument(
-        "--batches",
-        type=batches_argument,
-        default=10_000,
-        metavar="N",
-        help="how many ids (10000)",
-    )
-    parser.add_argument(
-        "--first-batch-id",
-        type=numeric_batch_id_argument,
-        default=1,
-        metavar="K",
-        help="first id (1)",
-    )
+    add_batch_range_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 

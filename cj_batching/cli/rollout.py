@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from cj_batching.cli._arguments import add_flags_option, batches_argument, numeric_batch_id_argument
+from cj_batching.cli._arguments import add_batch_range_options, add_flags_option
 from cj_batching.cli._common import (
     UsageError,
     load_settings,
@@ -42,23 +42,7 @@ def add_parser(commands: Any) -> None:
     sources.add_argument(
         "--sources", metavar="S1,S2", help="several, comma-separated: els,bos,eng5_runner"
     )
-    parser.add_argument(
-        "--provider", metavar="P", help="LLM provider (default: DEFAULT_LLM_PROVIDER)"
-    )
-    parser.add_argument(
-        "--batches",
-        type=batches_argument,
-        default=10_000,
-        metavar="N",
-        help="how many ids (10000)",
-    )
-    parser.add_argument(
-        "--first-batch-id",
-        type=numeric_batch_id_argument,
-        default=1,
-        metavar="K",
-        help="first id (1); 01 and 1 are the same batch",
-    )
+    add_batch_range_options(parser)
     parser.add_argument(
         "--request-type",
         metavar="T",

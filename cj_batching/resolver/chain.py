@@ -4,6 +4,8 @@ rollout guard) and the provider guardrail judge whichever answered."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import Reason
 
@@ -88,32 +90,26 @@ class ResolutionChain:
         """The resolution for `requested`, judged by the guardrail; a pin keeps its own
         decision details."""
         verdict = self._guardrail.judge(requested, provider, evaluation)
-        if pin is not None:
-            return Resolution(
-                mode=verdict.mode,
-                decided_by=decided_by,
-                requested_mode=requested,
-                llm_provider=provider,
-                guardrail_applied=verdict.applied,
-                flag_variant=pin.flag_variant,
-                flag_set_version=pin.flag_set_version,
-                allowed_providers=verdict.allowed,
-                allowed_providers_source=verdict.source,
-                pinned=True,
-                decided_at=pin.decided_at,
-            )
+        if pin is None:
+            variant, reason, error = flag.variant, flag.reason, flag.error
+            version, decided_at = flag.version or verdict.version, datetime.now(UTC)
+        else:  # the decision is the pin's: its details, not this evaluation's
+            variant, reason, error = pin.flag_variant, None, None
+            version, decided_at = pin.flag_set_version, pin.decided_at
         return Resolution(
             mode=verdict.mode,
             decided_by=decided_by,
             requested_mode=requested,
             llm_provider=provider,
             guardrail_applied=verdict.applied,
-            flag_variant=flag.variant,
-            flag_reason=flag.reason,
-            flag_error=flag.error,
-            flag_set_version=flag.version or verdict.version,
+            flag_variant=variant,
+            flag_reason=reason,
+            flag_error=error,
+            flag_set_version=version,
             allowed_providers=verdict.allowed,
             allowed_providers_source=verdict.source,
+            pinned=pin is not None,
+            decided_at=decided_at,
         )
 
     def _mode_flag(
