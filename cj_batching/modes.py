@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
@@ -44,7 +44,7 @@ class _LenientEnum(StrEnum):
             return None
         member = cls._value2member_map_.get(value)  # the canonical spelling: the hot path
         if member is not None:
-            return member  # type: ignore[return-value]  # (a cast() call costs ~80 ns here)
+            return cast(Self, member)
         text = value.strip().lower()
         text = cls._aliases().get(text, text)
         for member in cls:
