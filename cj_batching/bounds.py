@@ -155,7 +155,7 @@ LPSBaseURL = Annotated[str, AfterValidator(_http_base_url)]
 def _bearer_token(value: object) -> object:
     # flags.bearer_token is the one rule for every token (make_provider applies it too):
     # surrounding whitespace stripped (secret files end in a newline), blank is none,
-    # printable ASCII without inner whitespace or the value is refused unseen.
+    # an RFC 6750 token or the value is refused unseen.
     text = value.get_secret_value() if isinstance(value, SecretStr) else value
     if not isinstance(text, str):
         return value  # not text: SecretStr's own validation says so

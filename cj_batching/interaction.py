@@ -19,7 +19,7 @@ from cj_batching.lps import (
     LPSClient,
     LPSError,
 )
-from cj_batching.metadata import TASK_KEYS, build_request_metadata, comparison_metadata
+from cj_batching.metadata import build_request_metadata, check_extra, comparison_metadata
 from cj_batching.metrics import BatchingMetrics
 from cj_batching.resolution import Resolution
 from cj_batching.resolver import BatchingModeResolver
@@ -80,10 +80,14 @@ class ComparisonSubmission:
 
 @dataclass(frozen=True, slots=True)
 class BatchSubmission:
-    """A submitted wave: the resolution every request carried and each task's fate."""
+    """A submitted wave: the resolution every request carried, each task's fate, and
+    whether a first POST went out (`started`: for a `cj_comparison` wave, whether the
+    batch was counted as started; a wave LPS's full queue held back whole was not, so
+    re-submit it as `cj_comparison`)."""
 
     resolution: Resolution
     submissions: list[ComparisonSubmission] = field(default_factory=list)
+    started: bool = False
 
     @property
     def queued(self) -> int:
@@ -141,13 +145,20 @@ class LLMInteraction:
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> BatchSubmission:
-        """Submit a wave; the result keeps the `Resolution` every request carried.
+        """Submit a wave; the result keeps the `Resolution` every request carried (store it
+        with the batch and pass it back as the next wave's `pinned`).
 
         The context says which wave it is: `request_type="cj_comparison"` for a batch's
         first, `"cj_retry"` for continuation and retry waves, and `comparison_iteration`.
         `cj_llm_batches_started_total` counts a `cj_comparison` wave once its first POST
-        goes out. `metadata` is added to every request (e.g. `{"bos_batch_id": ...}`).
+        goes out (`BatchSubmission.started`). `metadata` is added to every request (e.g.
+        `{"bos_batch_id": ...}`). Each comparison comes back once, in input order; one
+        failing never stops the others, but a queue-full answer holds back every one not
+        yet sent (failed with `QUEUE_FULL`, uncounted). Bad `metadata` or two tasks with
+        one correlation id raise `ValueError` before anything is resolved, sent or counted.
         """
+        check_extra(metadata)
+        _refuse_duplicate_ids(tasks)
         resolution = await self._resolver.aresolve(context)
         _log.info(
             "submitting %d comparisons of CJ batch %s (wave %d) in %s mode (decided by %s)",
@@ -166,7 +177,8 @@ class LLMInteraction:
             },
         )
         wave = self._prepare_wave(tasks, context, resolution, metadata)
-        return BatchSubmission(resolution, await self._send(wave))
+        submissions = await self._send(wave)
+        return BatchSubmission(resolution, submissions, started=wave.started)
 
     async def perform_comparisons(
         self,
@@ -175,17 +187,8 @@ class LLMInteraction:
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> list[ComparisonSubmission]:
-        """POST every task with bounded concurrency; each comes back once, in input order.
-
-        The mode is resolved once for the context, and every request's metadata and the
-        `cj_llm_requests_total` increments carry that same mode; a comparison is counted
-        when its first POST goes out, so a cancelled wave counts exactly what it sent.
-        One failing comparison never stops the others, but a queue-full answer holds back
-        every one not yet sent (failed with `QUEUE_FULL`, uncounted). A bad `metadata`
-        or two tasks with one correlation id raise `ValueError` before anything is sent.
-        """
-        resolution = await self._resolver.aresolve(context)
-        return await self._send(self._prepare_wave(tasks, context, resolution, metadata))
+        """`submit_batch` for a caller that wants only the submissions, in input order."""
+        return (await self.submit_batch(context, tasks, metadata=metadata)).submissions
 
     def _prepare_wave(
         self,
@@ -194,9 +197,6 @@ class LLMInteraction:
         resolution: Resolution,
         metadata: Mapping[str, Any] | None,
     ) -> _Wave:
-        if metadata and not TASK_KEYS.isdisjoint(metadata):
-            raise ValueError("metadata may not set essay_a_id or essay_b_id: they are per task")
-        _refuse_duplicate_ids(tasks)
         base = build_request_metadata(
             context, resolution, preferred_bundle_size=len(tasks), extra=metadata
         )

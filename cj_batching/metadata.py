@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
+from cj_batching._text import short_repr
 from cj_batching.context import BatchContext
 from cj_batching.resolution import Resolution
 
@@ -15,6 +17,7 @@ __all__ = [
     "RESERVED_KEYS",
     "TASK_KEYS",
     "build_request_metadata",
+    "check_extra",
     "comparison_metadata",
     "merge_extra",
 ]
@@ -47,6 +50,8 @@ LPS_KEYS: Final = frozenset(
 LPS_KEY_PREFIX: Final = "cache_"
 """LPS writes `LPS_KEYS` and every `cache_*` key into the metadata it echoes, over
 whatever CJ sent: CJ must not use them."""
+
+_OWNED: Final = RESERVED_KEYS | TASK_KEYS | LPS_KEYS
 
 
 def build_request_metadata(
@@ -96,7 +101,7 @@ def comparison_metadata(
 
     `base` comes from `build_request_metadata`, which kept these keys out of it.
     """
-    metadata = {"essay_a_id": essay_a_id, "essay_b_id": essay_b_id, **base}
+    metadata = {**base, "essay_a_id": essay_a_id, "essay_b_id": essay_b_id}
     if reasoning_effort is not None:
         metadata["reasoning_effort"] = reasoning_effort
     if output_verbosity is not None:
@@ -105,27 +110,53 @@ def comparison_metadata(
 
 
 def merge_extra(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """`extra` plus `base`, refusing any `extra` key that `base`, the batching or LPS owns.
-
-    The collision is detected by size and set tests first and only then explained.
-    """
+    """`extra` plus `base`, refusing any `extra` key that `base`, the batching, a task or
+    LPS owns. The size test and one set test are the common path's only cost."""
     merged = {**extra, **base}
-    if (
-        len(merged) != len(extra) + len(base)
-        or not RESERVED_KEYS.isdisjoint(extra)
-        or not LPS_KEYS.isdisjoint(extra)
-        or any(str(key).startswith(LPS_KEY_PREFIX) for key in extra)
-    ):
+    if len(merged) != len(extra) + len(base) or _owned(extra):
         _refuse(base, extra)
     return merged
 
 
-def _refuse(base: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+def check_extra(extra: Mapping[str, Any] | None) -> None:
+    """Refuse, with a `ValueError` naming the key, caller metadata that cannot go out: a
+    key that is not a string, a value that is not JSON (LPS receives JSON and echoes it),
+    or a key the batching, a task or LPS owns. Run once per wave, before anything is
+    resolved, counted or sent."""
+    if not extra:
+        return
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"metadata: {short_repr(extra)} must be a mapping or None")
+    for key, value in extra.items():
+        if not isinstance(key, str):
+            raise ValueError(f"metadata: key {short_repr(key)} must be a string")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            raise ValueError(
+                f"metadata[{key!r}]: {short_repr(value)} is not JSON (str, number, bool, "
+                "None, or lists and string-keyed dicts of them; no NaN or infinity)"
+            ) from None
+    if _owned(extra):
+        _refuse({}, extra)
+
+
+def _owned(extra: Mapping[str, Any]) -> bool:
+    return not _OWNED.isdisjoint(extra) or any(str(key).startswith(LPS_KEY_PREFIX) for key in extra)
+
+
+def _refuse(base: Mapping[str, Any], extra: Mapping[str, Any]) -> NoReturn:
     ours = sorted((RESERVED_KEYS | base.keys()) & extra.keys())
     if ours:
         raise ValueError(
             f"extra metadata may not set {', '.join(ours)}: these keys belong to the "
             f"batching strategy (reserved: {', '.join(sorted(RESERVED_KEYS))})"
+        )
+    per_task = sorted(TASK_KEYS & extra.keys())
+    if per_task:
+        raise ValueError(
+            f"extra metadata may not set {', '.join(per_task)}: each comparison carries "
+            "its own (ComparisonTask)"
         )
     lps = sorted(
         str(key) for key in extra if key in LPS_KEYS or str(key).startswith(LPS_KEY_PREFIX)

@@ -20,19 +20,25 @@ __all__ = ["PROVIDER_KINDS", "ProviderKind", "bearer_token", "make_provider"]
 
 ProviderKind = Literal["file", "none", "ofrep", "flagd"]
 PROVIDER_KINDS: tuple[ProviderKind, ...] = ("file", "none", "ofrep", "flagd")
-_TOKEN = re.compile(r"[!-~]+")  # printable ASCII without spaces, as an HTTP header allows
+# RFC 6750's b64token: also what JWTs and API keys are made of. No quote, backslash or
+# space, so escaping an echoed header (repr, JSON) can never change a token and hide it
+# from redaction.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def bearer_token(token: str | None) -> str | None:
     """`token` without surrounding whitespace (one read from a secret file ends in a
-    newline); None when blank. Anything but printable ASCII without inner whitespace is a
-    ValueError that does not show the token (the HTTP client's own error would quote the
-    whole header)."""
+    newline); None when blank. Anything but an RFC 6750 token (letters, digits and
+    `- . _ ~ + /`, then `=` padding) is a ValueError that does not show the token (the
+    HTTP client's own error would quote the whole header)."""
     if token is None or not token.strip():
         return None
     token = token.strip()
     if not _TOKEN.fullmatch(token):
-        raise ValueError("a bearer token is printable ASCII without inner whitespace")
+        raise ValueError(
+            "a bearer token is letters, digits and - . _ ~ + / with = padding at the end "
+            "(RFC 6750), without inner whitespace"
+        )
     return token
 
 

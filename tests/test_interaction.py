@@ -37,6 +37,7 @@ from flags.testing import wait_until
 
 from .conftest import ResolverFactory
 from .documents import document, mode_flag
+from .helpers import counter_total
 from .lps_server import (
     LPSServer,
     RecordedRequest,
@@ -345,6 +346,7 @@ async def test_two_tasks_with_one_correlation_id_are_refused_before_anything_is_
         with pytest.raises(ValueError, match=f"correlation_id: {twice} given to more than one"):
             await interaction.submit_batch(BatchContext(3), tasks)
     assert lps.request_count == 0
+    assert counter_total(registry, "cj_llm_batching_resolutions") == 0
     assert requests_counted(registry) == only(SERIAL, 0)
     assert batches_counted(registry) == only(SERIAL, 0)
 
@@ -359,6 +361,27 @@ def test_a_task_takes_a_correlation_id_as_uuid_or_text() -> None:
 # --- counting ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [{"bos_batch_id": object()}, {"x": float("inf")}, {7: "x"}, {"essay_b_id": "e"}],
+    ids=["not-json", "infinity", "int-key", "task-key"],
+)
+async def test_bad_metadata_is_refused_before_anything_is_resolved_or_sent(
+    make_resolver: ResolverFactory,
+    metrics: BatchingMetrics,
+    registry: CollectorRegistry,
+    lps: LPSServer,
+    metadata: dict[Any, Any],
+) -> None:
+    resolver, _ = make_resolver(static("serial_bundle"))
+    async with interaction_on(lps, resolver, metrics) as interaction:
+        with pytest.raises(ValueError, match="metadata"):
+            await interaction.submit_batch(BatchContext(3), wave(3), metadata=metadata)
+    assert lps.request_count == 0
+    assert counter_total(registry, "cj_llm_batching_resolutions") == 0
+    assert requests_counted(registry) == only(SERIAL, 0)
+
+
 async def test_first_wave_counts_one_batch_and_every_request(
     make_resolver: ResolverFactory,
     metrics: BatchingMetrics,
@@ -370,6 +393,7 @@ async def test_first_wave_counts_one_batch_and_every_request(
         result = await interaction.submit_batch(BatchContext(1, llm_provider="openai"), wave(12))
     assert result.resolution.mode is BATCH_API
     assert result.queued == 12
+    assert result.started
     assert batches_counted(registry) == only(BATCH_API, 1)
     assert requests_counted(registry) == only(BATCH_API, 12)
 
@@ -881,6 +905,7 @@ async def test_during_the_cooldown_new_waves_fail_fast_and_start_nothing(
     assert {s.error.retry_after_seconds for s in other.submissions if s.error} == {280}
     assert requests_counted(registry) == only(PER_REQUEST, 1)
     assert batches_counted(registry) == only(PER_REQUEST, 1)  # batch 32 never started
+    assert not other.started  # ...and says so: re-submit it as cj_comparison
     assert backpressure_counted(registry) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from cj_batching import (
     Resolution,
     build_request_metadata,
 )
-from cj_batching.metadata import comparison_metadata, merge_extra
+from cj_batching.metadata import check_extra, comparison_metadata, merge_extra
 from cj_batching.resolution import DecidedBy
 
 from .conftest import ResolverFactory
@@ -155,11 +156,11 @@ def test_preferred_bundle_size_only_when_positive_and_capped_at_64(
         assert type(metadata["preferred_bundle_size"]) is int
 
 
-def test_extra_is_merged() -> None:
-    extra = {"essay_a_id": "essay-1", "essay_b_id": "essay-2", "bos_batch_id": "bos-99"}
-    metadata = build_request_metadata(
-        BatchContext(5), resolution(), preferred_bundle_size=3, extra=extra
+def test_extra_is_merged_and_each_comparison_adds_its_essays() -> None:
+    base = build_request_metadata(
+        BatchContext(5), resolution(), preferred_bundle_size=3, extra={"bos_batch_id": "bos-99"}
     )
+    metadata = comparison_metadata(base, "essay-1", "essay-2")
     assert metadata == {
         "essay_a_id": "essay-1",
         "essay_b_id": "essay-2",
@@ -174,6 +175,33 @@ def test_extra_is_merged() -> None:
     }
 
 
+@pytest.mark.parametrize("key", ["essay_a_id", "essay_b_id"])
+def test_extra_may_not_set_a_tasks_own_key(key: str) -> None:
+    """Each comparison's essay ids are its own: a wave-wide one would overwrite them."""
+    with pytest.raises(ValueError, match=f"may not set {key}: each comparison carries its own"):
+        build_request_metadata(BatchContext(1), resolution(), extra={key: "WRONG"})
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"bos_batch_id": object()}, "metadata['bos_batch_id']"),
+        ({"x": float("nan")}, "metadata['x']"),
+        ({"x": {"nested": {1, 2}}}, "metadata['x']"),
+        ({7: "x"}, "key 7 must be a string"),
+        ({"essay_a_id": "e"}, "essay_a_id"),
+        ({"usage": 1}, "usage"),
+    ],
+)
+def test_check_extra_names_what_cannot_go_out(extra: dict[Any, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
+        check_extra(extra)
+
+
+def test_check_extra_accepts_json_metadata() -> None:
+    check_extra({"bos_batch_id": "b", "experiment": None, "tags": ["a", 1, 2.5, {"k": True}]})
+
+
 @pytest.mark.parametrize("key", LPS_WRITES)
 def test_extra_may_not_set_a_key_lps_writes(key: str) -> None:
     with pytest.raises(ValueError, match=f"may not set {key}: LPS writes these keys"):
@@ -184,20 +212,20 @@ def test_extra_may_not_set_a_key_lps_writes(key: str) -> None:
 def test_extra_may_not_set_a_reserved_key(key: str) -> None:
     with pytest.raises(ValueError, match=key):
         build_request_metadata(
-            BatchContext(1), resolution(), extra={"essay_a_id": "e1", key: "sneaky"}
+            BatchContext(1), resolution(), extra={"bos_batch_id": "b1", key: "sneaky"}
         )
 
 
 @pytest.mark.parametrize("key", RESERVED)
 def test_merge_extra_refuses_reserved_keys_even_if_base_lacks_them(key: str) -> None:
     with pytest.raises(ValueError, match=key):
-        merge_extra({"essay_a_id": "e1"}, {key: "sneaky"})
+        merge_extra({"bos_batch_id": "b1"}, {key: "sneaky"})
 
 
 def test_merge_extra_refuses_a_key_of_the_base() -> None:
     base = build_request_metadata(BatchContext(1), resolution(), extra={"bos_batch_id": "b1"})
     with pytest.raises(ValueError, match="bos_batch_id"):
-        merge_extra(base, {"essay_a_id": "e1", "bos_batch_id": "b2"})
+        merge_extra(base, {"experiment": "e1", "bos_batch_id": "b2"})
 
 
 def test_merge_extra_names_every_clash() -> None:
