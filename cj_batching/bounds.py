@@ -12,6 +12,7 @@ A new setting with an argument twin adds its type and its default here, then use
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
+    StrictInt,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -47,6 +49,7 @@ __all__ = [
     "BatchSize",
     "BearerToken",
     "CallbackTopic",
+    "ComparisonIteration",
     "GuardAlpha",
     "GuardErrorRateIncrease",
     "GuardMinResults",
@@ -62,6 +65,7 @@ __all__ = [
     "MaxComparisons",
     "MaxConcurrentBatches",
     "MaxTokens",
+    "OFREPBaseURL",
     "PartialCompletionThreshold",
     "QueueFullCooldownSeconds",
     "ReportReplicates",
@@ -126,30 +130,43 @@ BatchSize = Annotated[int, _NOT_BOOL, Field(ge=10, le=200)]
 MaxConcurrentBatches = Annotated[int, _NOT_BOOL, Field(ge=1, le=5)]
 PartialCompletionThreshold = Annotated[float, _NOT_BOOL, _number(ge=0.5, le=1.0)]
 MaxComparisons = Annotated[int, _NOT_BOOL, Field(gt=0, le=10_000_000)]
+ComparisonIteration = Annotated[StrictInt, Field(ge=0, le=MAX_COMPARISON_ITERATION)]
+"""A batch's wave number: 0 for its first wave."""
 """A cap on one CJ batch's comparisons."""
 
 
-def _http_base_url(value: str) -> str:
-    text = value.strip()
-    allowed = f"an absolute http:// or https:// URL with a host, e.g. {DEFAULT_LPS_URL}"
-    if not text or any(char.isspace() for char in text):
-        raise ValueError(f"must be {allowed}")
-    try:
-        parts = urlsplit(text)
-        _ = parts.port  # an out-of-range or non-numeric port raises here
-    except ValueError:
-        raise ValueError(f"is not a valid URL; must be {allowed}") from None
-    if parts.username is not None or parts.password is not None:
-        raise HiddenInputError("must not carry credentials (set LPS_AUTH_TOKEN instead)")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be {allowed}")
-    if parts.query or parts.fragment or text.endswith(("?", "#")):
-        raise ValueError(f"must be {allowed}, without a query or fragment")
-    return text
+def _http_base_url(example: str, token_setting: str) -> Callable[[str], str]:
+    """A validator of a service's base URL: absolute http(s), a host, no query, fragment
+    or credentials (refused without showing them: a token has its own setting)."""
+
+    def validate(value: str) -> str:
+        text = value.strip()
+        allowed = f"an absolute http:// or https:// URL with a host, e.g. {example}"
+        if not text or any(char.isspace() for char in text):
+            raise ValueError(f"must be {allowed}")
+        try:
+            parts = urlsplit(text)
+            _ = parts.port  # an out-of-range or non-numeric port raises here
+        except ValueError:
+            raise ValueError(f"is not a valid URL; must be {allowed}") from None
+        if parts.username is not None or parts.password is not None:
+            raise HiddenInputError(f"must not carry credentials (set {token_setting} instead)")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be {allowed}")
+        if parts.query or parts.fragment or text.endswith(("?", "#")):
+            raise ValueError(f"must be {allowed}, without a query or fragment")
+        return text
+
+    return validate
 
 
-LPSBaseURL = Annotated[str, AfterValidator(_http_base_url)]
+LPSBaseURL = Annotated[str, AfterValidator(_http_base_url(DEFAULT_LPS_URL, "LPS_AUTH_TOKEN"))]
 """LPS's base URL; comparisons go to `{base}/comparison`."""
+
+OFREPBaseURL = Annotated[
+    str, AfterValidator(_http_base_url("http://flagd:8016", "FLAGS_OFREP_TOKEN"))
+]
+"""An OFREP server's base URL (flagd serves OFREP on port 8016)."""
 
 
 def _bearer_token(value: object) -> object:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cj_batching._text import short_repr
-from cj_batching.bounds import MAX_COMPARISON_ITERATION
+from cj_batching.bounds import ComparisonIteration, check
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from cj_batching.overrides import BatchConfigOverrides
 from cj_batching.resolution import Resolution
@@ -72,7 +72,7 @@ class BatchContext:
             raise ValueError(
                 f"overrides: {short_repr(self.overrides)} must be a BatchConfigOverrides or None"
             )
-        _check_iteration(self.comparison_iteration)
+        check(ComparisonIteration, "comparison_iteration", self.comparison_iteration)
         override = self.overrides.llm_batching_mode_override if self.overrides else None
         if not isinstance(self.pinned, Resolution | None):
             raise ValueError(
@@ -124,16 +124,6 @@ def _batch_id(value: object) -> int | str:
     if not 0 <= value <= _MAX_BATCH_ID:
         raise ValueError(f"cj_batch_id: {short_repr(value)} must be in 0..10**18-1")
     return value
-
-
-def _check_iteration(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"comparison_iteration: {short_repr(value)} must be an int")
-    if not 0 <= value <= MAX_COMPARISON_ITERATION:
-        raise ValueError(
-            f"comparison_iteration: {short_repr(value)} must be in 0..{MAX_COMPARISON_ITERATION}"
-            " (the batch's wave number, 0 for the first)"
-        )
 
 
 def normalise_token(name: str, value: object, *, empty: str | None) -> str:

@@ -14,6 +14,7 @@ from cj_batching.context import BatchContext
 from cj_batching.lps import (
     CLIENT_ERROR,
     NOT_SENT,
+    QUEUE_FULL,
     LLMComparisonRequest,
     LLMConfigOverrides,
     LPSClient,
@@ -109,6 +110,9 @@ class _Wave:
     items: list[_Ready | ComparisonSubmission]
     sendable: int
     started: bool = False  # whether a first POST of this wave went out
+    # LPS's queue-full answer to one comparison of the wave: the ones not yet posted are
+    # held back with it, however short the client's cooldown (a retry-after of 0 too).
+    held: LPSError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +262,8 @@ class LLMInteraction:
 
     async def _post(self, item: _Ready, wave: _Wave) -> ComparisonSubmission:
         correlation_id = item.request.correlation_id
+        if wave.held is not None:
+            return ComparisonSubmission(item.task, correlation_id, error=_held(wave.held, item))
         attempted = False
 
         def sent() -> None:  # the first POST of this comparison is going out
@@ -274,6 +280,7 @@ class LLMInteraction:
         except LPSError as exc:
             if exc.queue_full and exc.status is not None:  # LPS itself said so
                 self._metrics.record_backpressure()
+                wave.held = wave.held or exc
             return ComparisonSubmission(item.task, correlation_id, error=exc)
         except Exception as exc:  # a client bug must cost one comparison, not the wave
             _log.exception(
@@ -288,6 +295,18 @@ class LLMInteraction:
             )
             return ComparisonSubmission(item.task, correlation_id, error=error)
         return ComparisonSubmission(item.task, correlation_id, queue_id=queued.queue_id)
+
+
+def _held(answer: LPSError, item: _Ready) -> LPSError:
+    """The failure of a comparison held back with its wave after `answer` (queue full)."""
+    return LPSError(
+        "held back: LPS's queue is full; re-submit after the retry-after",
+        code=QUEUE_FULL,
+        retryable=True,
+        retry_after_seconds=answer.retry_after_seconds,
+        attempts=0,
+        correlation_id=item.request.correlation_id,
+    )
 
 
 def _refuse_duplicate_ids(tasks: Sequence[ComparisonTask]) -> None:

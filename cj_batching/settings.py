@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     FLAGS_EVALUATION_TIMEOUT_SECONDS: float = Field(
         0.5, gt=0, le=30, description="Bound on one remote flag evaluation (ofrep, flagd)."
     )
-    FLAGS_OFREP_URL: str = Field("http://localhost:8016", description="OFREP base URL.")
+    FLAGS_OFREP_URL: bounds.OFREPBaseURL = Field(
+        "http://localhost:8016", description="OFREP base URL."
+    )
     FLAGS_OFREP_TOKEN: bounds.BearerToken = Field(
         None, description="OFREP bearer token (surrounding whitespace stripped; blank: none)."
     )
@@ -165,13 +167,6 @@ class Settings(BaseSettings):
                 "a flag key is 1-128 characters from letters, digits and _ . : - "
                 "(starting with a letter or digit)"
             )
-        return value
-
-    @field_validator("FLAGS_OFREP_URL")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.fullmatch(r"https?://[^\s/]+\S*", value):
-            raise ValueError("must be an http:// or https:// URL, e.g. http://flagd:8016")
         return value
 
     @field_validator("FLAGS_FILE")

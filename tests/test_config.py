@@ -155,7 +155,7 @@ def test_allowed_providers_accept_json_or_commas(
         ("LLM_BATCHING_FLAG_KEY", "", "a flag key is 1-128 characters"),
         ("LLM_BATCHING_FLAG_KEY", "bad key", "a flag key is 1-128 characters"),
         ("FLAGS_FILE", "flags.toml", "must end in .yaml, .yml or .json"),
-        ("FLAGS_OFREP_URL", "flagd:8016", "must be an http:// or https:// URL"),
+        ("FLAGS_OFREP_URL", "flagd:8016", "must be an absolute http:// or https:// URL"),
     ],
 )
 def test_invalid_setting_names_env_var_value_and_allowed(
@@ -305,3 +305,15 @@ def test_envelope_metadata_that_is_not_a_mapping_gives_no_override(metadata: obj
     from cj_batching import overrides_from_envelope_metadata
 
     assert overrides_from_envelope_metadata(metadata) is None  # type: ignore[arg-type]
+
+
+def test_an_ofrep_url_with_credentials_is_refused_without_showing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(f"{ENV}FLAGS_OFREP_URL", "http://cj:hunter2@flagd:8016")
+    with pytest.raises(SettingsError) as info:
+        Settings(_env_file=None)
+    text = str(info.value)
+    assert f"{ENV}FLAGS_OFREP_URL='**********' (from the environment): must not carry" in text
+    assert "FLAGS_OFREP_TOKEN" in text
+    assert "hunter2" not in text

@@ -887,6 +887,26 @@ async def test_queue_full_holds_back_the_rest_of_the_wave_unsent_and_uncounted(
     assert batches_counted(registry) == only(SERIAL, 1)
 
 
+@pytest.mark.parametrize("cooldown", [30, 0])
+async def test_a_queue_full_answer_asking_for_no_wait_still_holds_back_the_wave(
+    make_resolver: ResolverFactory,
+    metrics: BatchingMetrics,
+    lps: LPSServer,
+    cooldown: int,
+) -> None:
+    """A retry-after of 0 (or no cooldown at all) must not turn the rest of the wave into
+    one probe after another: the first queue-full answer stops the wave."""
+    resolver, _ = make_resolver(
+        static("serial_bundle"), LPS_MAX_CONCURRENCY=1, LPS_QUEUE_FULL_COOLDOWN_SECONDS=cooldown
+    )
+    lps.set_default(lambda _request: queue_full(retry_after_seconds=0))
+    async with interaction_on(lps, resolver, metrics, clock=Clock()) as interaction:
+        result = await interaction.submit_batch(BatchContext(33), wave(20))
+    assert lps.request_count == 1
+    assert [s.error.attempts if s.error else None for s in result.submissions[1:]] == [0] * 19
+    assert {s.error.code for s in result.submissions if s.error} == {QUEUE_FULL}
+
+
 async def test_during_the_cooldown_new_waves_fail_fast_and_start_nothing(
     make_resolver: ResolverFactory,
     metrics: BatchingMetrics,

@@ -66,14 +66,25 @@ TABLE: list[Any] = [
     pytest.param(202, {}, b"", "final", "PROTOCOL_ERROR", None, id="202-empty"),
     pytest.param(202, {}, b"queued!", "final", "PROTOCOL_ERROR", None, id="202-not-json"),
     pytest.param(202, {}, body(["queue_id"]), "final", "PROTOCOL_ERROR", None, id="202-list"),
+    # LPS queued it (there is a queue_id): malformed extra fields must not fail it.
     pytest.param(
         202,
         {},
         body({"queue_id": "q", "status": "queued", "estimated_wait_minutes": "soon"}),
-        "final",
-        "PROTOCOL_ERROR",
+        "queued",
         None,
-        id="202-malformed",
+        None,
+        id="202-malformed-wait",
+    ),
+    pytest.param(202, {}, body({"queue_id": "q"}), "queued", None, None, id="202-no-status"),
+    pytest.param(
+        202,
+        {},
+        body({"queue_id": "q", "status": 7, "estimated_wait_minutes": 2.5}),
+        "queued",
+        None,
+        None,
+        id="202-odd-fields",
     ),
     pytest.param(
         202, {}, nested("PROCESSING_ERROR"), "final", "PROCESSING_ERROR", None, id="202-other-error"

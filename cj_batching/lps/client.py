@@ -20,7 +20,6 @@ import asyncio
 import logging
 import random
 import time
-import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
@@ -115,9 +114,9 @@ class LPSClient:
         self._owns_http = http is None
         self._http = http if http is not None else pooled_http(self._max_concurrency)
         self._transport = Transport(self._http, self._endpoint, headers, self._timeout, secrets)
-        # One gate per event loop (an asyncio.Semaphore belongs to the loop it waits on).
-        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._gates = weakref.WeakKeyDictionary()
+        # Bound to the event loop it first waits on (lazily, since Python 3.10), as the
+        # back-pressure probe and the HTTP pool are: a client serves one loop.
+        self._gate = asyncio.Semaphore(self._max_concurrency)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Self:
@@ -192,7 +191,7 @@ class LPSClient:
             if isinstance(admitted, Refusal):
                 return _held_back(admitted, attempts)
             try:
-                async with self._gate():
+                async with self._gate:
                     # The queue may have filled while this attempt waited for a slot.
                     refused = self._backpressure.refusal() if admitted is Pass.SEND else None
                     if refused is not None:
@@ -215,13 +214,6 @@ class LPSClient:
         if answer.queued is not None:
             return answer.queued
         raise self._final_error(answer, attempts, cid)
-
-    def _gate(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        gate = self._gates.get(loop)
-        if gate is None:
-            gate = self._gates[loop] = asyncio.Semaphore(self._max_concurrency)
-        return gate
 
     def _log_retry(self, cid: UUID) -> Callable[[RetryCallState], None]:
         def log(state: RetryCallState) -> None:

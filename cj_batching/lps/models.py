@@ -84,13 +84,23 @@ class QueuedComparison(BaseModel):
     """The 202 answer: the comparison is queued; its result arrives on the callback topic.
 
     Unknown keys are ignored (LPS may add fields). `queue_id` is LPS's UUID string; it is
-    only checked to be non-empty, so that a 202 whose work LPS did queue is not turned
-    into a failure over its formatting.
+    only checked to be non-empty, and the other fields read as None when malformed, so
+    that a 202 whose work LPS did queue is never turned into a failure over its form.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     queue_id: str = Field(min_length=1)
-    status: str
+    status: str | None = None
     message: str | None = None
-    estimated_wait_minutes: int | None = None
+    estimated_wait_minutes: float | None = None
+
+    @field_validator("status", "message", "estimated_wait_minutes", mode="wrap")
+    @classmethod
+    def _informative_only(cls, value: Any, handler: Any) -> Any:
+        # LPS queued the work once there is a queue_id: a malformed extra field must not
+        # turn it into a failure (the CJ service would post the pair a second time).
+        try:
+            return handler(value)
+        except ValueError:
+            return None

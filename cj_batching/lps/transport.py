@@ -119,4 +119,6 @@ def pooled_http(max_concurrency: int) -> httpx.AsyncClient:
     # ~5 % of the fault suite's attempts timed out before reaching the server); uncapped,
     # it keeps as many idle connections as POSTs may be in flight.
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=max_concurrency)
-    return httpx.AsyncClient(limits=limits)
+    # LPS is an internal service: HTTP(S)_PROXY / ALL_PROXY meant for the outside world
+    # must not reroute it (the deployed aiohttp client ignores them too).
+    return httpx.AsyncClient(limits=limits, trust_env=False)

@@ -98,7 +98,7 @@ SETTINGS_CASES = [
     Bad("FLAGS_FILE", None, "not a valid path"),
     Bad("FLAGS_FILE", "flags.toml", "must end in .yaml, .yml or .json"),
     Bad("FLAGS_FILE", "flags", "must end in .yaml, .yml or .json"),
-    Bad("FLAGS_OFREP_URL", "flagd:8016", "must be an http:// or https:// URL"),
+    Bad("FLAGS_OFREP_URL", "flagd:8016", "must be an absolute http:// or https:// URL"),
     # out of range, not a number, nan/inf
     Bad("FLAGS_POLL_INTERVAL_SECONDS", -0.5, "greater than 0"),
     Bad("FLAGS_POLL_INTERVAL_SECONDS", 61, "less than or equal to 60"),
