@@ -32,6 +32,7 @@ from flags.factory import bearer_token
 
 __all__ = [
     "DEFAULT_CALLBACK_TOPIC",
+    "DEFAULT_DEDUP_MAXSIZE",
     "DEFAULT_LLM_MODEL",
     "DEFAULT_LLM_TEMPERATURE",
     "DEFAULT_LPS_BACKOFF_INITIAL_SECONDS",
@@ -201,7 +202,10 @@ GuardWaveMemory = Annotated[int, Field(ge=1, le=10_000_000)]
 # Recent result event ids remembered against Kafka redeliveries (cj_batching.results):
 # a bound, not a suggestion (the memory an id takes: docs/performance.md).
 MAX_RESULT_DEDUP_SIZE: Final = 10_000_000
-ResultDedupMaxsize = Annotated[int, Field(ge=1, le=MAX_RESULT_DEDUP_SIZE)]
+ResultDedupMaxsize = Annotated[int, _NOT_BOOL, Field(ge=1, le=MAX_RESULT_DEDUP_SIZE)]
+DEFAULT_DEDUP_MAXSIZE: Final = 100_000
+"""Ids remembered by default: Kafka redelivers what a consumer had not committed when it
+restarted or lost its partitions, typically far fewer messages than this."""
 
 # Bootstrap replicates of the experiment report (cj_batching.report): below 100 the 2.5 %
 # tails rest on two or three values; above 100 000 a report takes minutes for nothing.

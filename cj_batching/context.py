@@ -12,7 +12,14 @@ from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
 from cj_batching.overrides import BatchConfigOverrides
 from cj_batching.resolution import Resolution
 
-__all__ = ["KNOWN_SOURCES", "REQUEST_TYPES", "BatchContext", "CacheKey", "normalise_token"]
+__all__ = [
+    "KNOWN_SOURCES",
+    "REQUEST_TYPES",
+    "BatchContext",
+    "CacheKey",
+    "normalise_batch_id",
+    "normalise_token",
+]
 
 KNOWN_SOURCES: Final = ("els", "bos", "eng5_runner")
 REQUEST_TYPES: Final = ("cj_comparison", "cj_retry")
@@ -36,8 +43,8 @@ class BatchContext:
 
     `cj_source` and `request_type` are stripped and lower-cased (an empty source means
     `els`); `llm_provider` is parsed to `LLMProviderType` (None means the settings'
-    default provider). `pinned` is the resolution the CJ service stored at the batch's
-    first wave (`Resolution.from_record`): the batch keeps that mode unless an
+    default provider). `pinned` is the resolution the CJ service stored after the batch's
+    previous wave (`Resolution.from_record`): the batch keeps that mode unless an
     override, the allow list, a DISABLED flag or a tripped guard says otherwise.
     `comparison_iteration` is the batch's wave number (0 for the first), sent to LPS in
     the metadata. Anything else is a `ValueError` naming the field, the value and what is
@@ -60,7 +67,7 @@ class BatchContext:
     cache_key: CacheKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        batch_id = _batch_id(self.cj_batch_id)
+        batch_id = normalise_batch_id(self.cj_batch_id)
         source = normalise_token("cj_source", self.cj_source, empty="els")
         request_type = normalise_token("request_type", self.request_type, empty=None)
         provider = (
@@ -104,7 +111,7 @@ class BatchContext:
         return self.cache_key[2]
 
 
-def _batch_id(value: object) -> int | str:
+def normalise_batch_id(value: object) -> int | str:
     """The one rule for batch ids (see `BatchContext`): numeric ids to their int."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(

@@ -1,5 +1,5 @@
 """The answer of the resolution chain for one batch, with how it was reached, and its
-record: what the CJ service stores at a batch's first wave to pin the batch's mode."""
+record: what the CJ service stores with the batch after each wave to pin its mode."""
 
 from __future__ import annotations
 
@@ -68,8 +68,9 @@ class Resolution:
         return data
 
     def to_record(self) -> dict[str, Any]:
-        """What to store with the batch at its first wave (JSON-safe) and pass back as
-        `BatchContext(pinned=Resolution.from_record(record))` on every later wave."""
+        """What to store with the batch after every wave (JSON-safe; the same record again
+        for a pinned wave) and pass back as `BatchContext(pinned=Resolution.from_record(
+        record))` on the next: a batch the guard or a kill switch moved then stays moved."""
         return {
             "record_version": RECORD_VERSION,
             "mode": self.mode.value,
@@ -89,7 +90,9 @@ class Resolution:
             return None
         try:
             return _from_record(record)
-        except ValueError as exc:
+        # A stored record is input: a date at the edge of the calendar overflows, a
+        # hostile mapping raises anything; none of it may reach the submission.
+        except Exception as exc:
             _log.warning(
                 "ignoring a stored batching resolution: %s",
                 exc,

@@ -19,6 +19,7 @@ from pydantic_settings import SettingsError as _SourceError
 from cj_batching import bounds
 from cj_batching._text import short_repr
 from cj_batching.bounds import (
+    DEFAULT_DEDUP_MAXSIZE,
     GuardAlpha,
     GuardErrorRateIncrease,
     GuardMinResults,
@@ -26,7 +27,6 @@ from cj_batching.bounds import (
     ResultDedupMaxsize,
 )
 from cj_batching.modes import LLMBatchingMode, LLMProviderType, parse_provider
-from cj_batching.results.dedup import DEFAULT_DEDUP_MAXSIZE
 from flags import ProviderKind, irregular_file_kind
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]

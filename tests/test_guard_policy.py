@@ -249,3 +249,16 @@ def test_a_policy_built_by_hand_is_validated_too() -> None:
             min_results=0,
             alpha=0.01,
         )
+
+
+def test_guard_enabled_false_in_settings_wins_over_metadata() -> None:
+    """GUARD_ENABLED=false is the operator's word: a flag file cannot switch it back on."""
+    policy = GuardPolicy.from_settings(make_settings(GUARD_ENABLED=False))
+    enabled, _ = policy.with_metadata({"guard_enabled": True})
+    assert enabled.enabled is False
+
+
+def test_metadata_may_switch_a_guard_off() -> None:
+    policy = GuardPolicy.from_settings(make_settings())
+    disabled, _ = policy.with_metadata({"guard_enabled": False})
+    assert disabled.enabled is False

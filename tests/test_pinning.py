@@ -130,6 +130,20 @@ def test_no_record_is_no_pin_and_no_warning(caplog: pytest.LogCaptureFixture) ->
     assert caplog.records == []
 
 
+@pytest.mark.parametrize("decided_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_at_the_edge_of_the_calendar_is_ignored_not_raised(decided_at: str) -> None:
+    assert Resolution.from_record({**pin().to_record(), "decided_at": decided_at}) is None
+
+
+class _Hostile(dict[str, Any]):
+    def get(self, *_args: object, **_kwargs: object) -> Any:
+        raise KeyError("boom")
+
+
+def test_a_hostile_mapping_is_ignored_not_raised() -> None:
+    assert Resolution.from_record(_Hostile(pin().to_record())) is None
+
+
 @pytest.mark.parametrize("record", ["record", 42, ["mode"], {}])
 def test_record_that_is_not_a_record_is_ignored(record: object) -> None:
     assert Resolution.from_record(record) is None

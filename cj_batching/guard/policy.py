@@ -61,6 +61,9 @@ class GuardPolicy:
         """This policy overlaid by the `guard_*` keys of a flag's metadata; a bad key is
         skipped (its value stays) and described in the returned problems."""
         values, problems = parse_guard_metadata(metadata)
+        # GUARD_ENABLED=false is the operator's word: metadata may switch a guard off,
+        # never back on.
+        values["enabled"] = self.enabled and values.get("enabled", True)
         return replace(self, **values), [f"{key}: {message}" for key, message in problems]
 
     def to_dict(self) -> dict[str, Any]:

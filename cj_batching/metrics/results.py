@@ -134,7 +134,7 @@ class ResultMetrics:
         try:
             envelope = event if isinstance(event, ResultEnvelope) else parse_result_event(event)
         except ResultEventError as exc:
-            self._record_invalid(exc)
+            self.record_invalid_result(exc)
             return False
         except Exception:
             self._failure()
@@ -162,7 +162,9 @@ class ResultMetrics:
             return False
         return True
 
-    def _record_invalid(self, error: ResultEventError) -> None:
+    def record_invalid_result(self, error: ResultEventError) -> None:
+        """+1 `cj_llm_comparison_results_invalid_total{reason}` for an event that did not
+        parse (the first of each reason is logged); never raises."""
         try:
             self._invalid[error.reason].inc()
             if error.reason not in self._invalid_logged:

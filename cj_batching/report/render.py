@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from cj_batching._text import escape
 from cj_batching.report.summary import (
     RANDOMISED_NOTE,
     ArmComparison,
@@ -30,8 +31,8 @@ def render_text(report: ExperimentReport) -> str:
     for source in sorted({arm.source for arm in report.arms}):
         lines.extend(_source_section(report, source))
         lines.append("")
-    lines.extend(_wrap(f"Method: {report.method}"))
-    lines.extend(f"Note: {_printable(note)}" for note in report.notes)
+    lines.extend(_wrap(f"Method: {report.interval_method}"))  # the note is at the top
+    lines.extend(f"Note: {escape(note)}" for note in report.notes)
     return "\n".join(lines)
 
 
@@ -51,7 +52,7 @@ def _counts(report: ExperimentReport) -> list[str]:
         f"outside the filters: {report.filtered_out:,}"
     ]
     for bad in report.bad_line_examples:
-        lines.append(f"    {_printable(bad.file)}:{bad.line}: {_printable(bad.message)}")
+        lines.append(f"    {escape(bad.file)}:{bad.line}: {escape(bad.message)}")
     if report.bad_lines > len(report.bad_line_examples):
         lines.append(f"    ... and {report.bad_lines - len(report.bad_line_examples):,} more")
     return lines
@@ -154,11 +155,6 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f}m"
     return f"{seconds / 3600:.1f}h"
-
-
-def _printable(text: str) -> str:
-    """Control characters (say, an ANSI escape in a file name) shown escaped, not obeyed."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _wrap(text: str, width: int = 100, indent: str = "") -> Iterable[str]:

@@ -173,6 +173,12 @@ class ExperimentReport:
 
     @property
     def method(self) -> str:
+        """How the intervals were computed and which results were compared (the JSON's
+        `method`)."""
+        return f"{self.interval_method} {RANDOMISED_NOTE}"
+
+    @property
+    def interval_method(self) -> str:
         """How the intervals were computed, in a sentence or three."""
         return (
             f"95% intervals are percentile intervals of a cluster bootstrap over batches "
@@ -181,7 +187,7 @@ class ExperimentReport:
             "together, because the batch (not the comparison) is the unit of "
             "randomisation; a difference resamples both arms independently. "
             "Percentiles (observed values) and means are over all results of an arm, "
-            f"successes and errors. {RANDOMISED_NOTE}"
+            "successes and errors."
         )
 
     @property

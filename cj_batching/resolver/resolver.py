@@ -19,12 +19,13 @@ from cj_batching.resolution import Resolution
 from cj_batching.resolver.cache import ResolutionCache
 from cj_batching.resolver.chain import ResolutionChain
 from cj_batching.resolver.trouble import FlagTrouble
+from cj_batching.results.dedup import RecentIds
 from cj_batching.settings import Settings
 from flags.evaluation import FlagEvaluator
 
 if TYPE_CHECKING:
     from cj_batching.metrics import BatchingMetrics
-    from cj_batching.results import RecentIds, ResultEnvelope
+    from cj_batching.results import ResultEnvelope
 
 __all__ = ["BatchingModeResolver"]
 
@@ -55,7 +56,8 @@ class BatchingModeResolver:
             client, timeout_seconds=settings.FLAGS_EVALUATION_TIMEOUT_SECONDS
         )
         self._trouble = FlagTrouble(metrics)
-        self._recent_results: RecentIds | None = None  # dedup when there are no metrics
+        # Without metrics (which remember recent event ids), the resolver does.
+        self._recent_results = RecentIds(settings.RESULT_DEDUP_MAXSIZE) if metrics is None else None
         self._chain = ResolutionChain(settings, self._evaluator, self._trouble, guard)
         self._cache = ResolutionCache(
             settings.RESOLUTION_CACHE_MAXSIZE, settings.RESOLUTION_CACHE_TTL_SECONDS
@@ -123,11 +125,9 @@ class BatchingModeResolver:
 
         try:
             envelope = event if isinstance(event, ResultEnvelope) else parse_result_event(event)
-        except ResultEventError:
+        except ResultEventError as exc:  # the only exception it raises, whatever the input
             if self._metrics is not None:
-                self._metrics.record_result(event)  # counts it as invalid, logs the first
-            return False
-        except Exception:  # a caller's hostile Mapping: never into the consumer
+                self._metrics.record_invalid_result(exc)
             return False
         if not self._first_delivery(envelope):
             return False
@@ -153,13 +153,10 @@ class BatchingModeResolver:
     def _first_delivery(self, envelope: ResultEnvelope) -> bool:
         """Count `envelope` in the metrics (which remember recent event ids); without
         metrics, remember them here: Kafka delivers at least once."""
-        if self._metrics is not None:
-            return self._metrics.record_result(envelope)
-        if self._recent_results is None:
-            from cj_batching.results import RecentIds
-
-            self._recent_results = RecentIds(self._settings.RESULT_DEDUP_MAXSIZE)
-        return self._recent_results.first_time(envelope.event_id.int)
+        metrics, recent = self._metrics, self._recent_results
+        if metrics is not None:
+            return metrics.record_result(envelope)
+        return recent is not None and recent.first_time(envelope.event_id.int)
 
     def _feed_guard(self, guard: RolloutGuard, envelope: ResultEnvelope) -> None:
         result = envelope.data

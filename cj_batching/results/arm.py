@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cj_batching.bounds import MAX_COMPARISON_ITERATION
+from cj_batching.context import normalise_batch_id, normalise_token
 from cj_batching.modes import LLMBatchingMode
 from cj_batching.resolution import DECIDED_BY
 
@@ -15,13 +16,7 @@ __all__ = ["UNKNOWN", "ResultArm", "arm_of"]
 UNKNOWN: Final = "unknown"
 """The mode, decided_by and source of a result without (valid) batching keys."""
 
-# The same shapes BatchContext accepts on the way out: anything else did not come from
-# this library, and is refused here too so that no foreign string reaches a label or a
-# terminal.
-_TOKEN: Final = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
-_BATCH_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _DECIDED_BY: Final = frozenset(DECIDED_BY)
-_MAX_ITERATION: Final = 10**6
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,23 +70,21 @@ def arm_of(request_metadata: Mapping[str, Any]) -> ResultArm:
 
 
 def _token(value: object) -> str | None:
-    if not isinstance(value, str):
+    try:
+        return normalise_token("token", value, empty=None)
+    except ValueError:
         return None
-    text = value.strip().lower()
-    return text if _TOKEN.fullmatch(text) else None
 
 
 def _batch_id(value: object) -> str | None:
-    if isinstance(value, bool):
+    # The rule BatchContext applies on the way out: "01" is batch 1 here too.
+    try:
+        return str(normalise_batch_id(value))
+    except ValueError:
         return None
-    if isinstance(value, int):
-        return str(value) if 0 <= value < 10**18 else None
-    if isinstance(value, str) and _BATCH_ID.fullmatch(value.strip()):
-        return value.strip()
-    return None
 
 
 def _iteration(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
-    return value if 0 <= value <= _MAX_ITERATION else None
+    return value if 0 <= value <= MAX_COMPARISON_ITERATION else None

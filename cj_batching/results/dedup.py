@@ -5,15 +5,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Hashable
-from typing import Final
 
-from cj_batching.bounds import MAX_RESULT_DEDUP_SIZE
+from cj_batching.bounds import DEFAULT_DEDUP_MAXSIZE, ResultDedupMaxsize, check
 
 __all__ = ["DEFAULT_DEDUP_MAXSIZE", "RecentIds"]
-
-DEFAULT_DEDUP_MAXSIZE: Final = 100_000
-"""Ids remembered by default: Kafka redelivers what a consumer had not committed when it
-restarted or lost its partitions, typically far fewer messages than this."""
 
 
 class RecentIds:
@@ -24,11 +19,7 @@ class RecentIds:
     """
 
     def __init__(self, maxsize: int = DEFAULT_DEDUP_MAXSIZE) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize: {maxsize!r} must be an int")
-        if not 1 <= maxsize <= MAX_RESULT_DEDUP_SIZE:  # the bound of ResultDedupMaxsize
-            raise ValueError(f"maxsize: {maxsize} must be in 1..{MAX_RESULT_DEDUP_SIZE}")
-        self.maxsize = maxsize
+        self.maxsize: int = check(ResultDedupMaxsize, "maxsize", maxsize)
         # A set for membership and a deque for the order of arrival: both O(1), where a
         # dict's "pop the oldest" degrades as deleted slots pile up at its front.
         self._ids: set[Hashable] = set()

@@ -11,6 +11,7 @@ read as UTC, so `completed_at - requested_at` always works.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
@@ -132,9 +133,10 @@ class LLMComparisonResultV1(BaseModel):
         """`success`, a known error code, or `other_error` (a bounded label)."""
         return outcome_label(self.error_code)
 
-    @property
+    @cached_property
     def arm(self) -> ResultArm:
-        """The experiment arm, from the echoed `request_metadata`."""
+        """The experiment arm, from the echoed `request_metadata` (read once: the metrics
+        and the guard both ask)."""
         return arm_of(self.request_metadata)
 
     @property
