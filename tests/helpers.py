@@ -1,9 +1,12 @@
-"""Test helpers shared across files: metric read-back, a scripted provider, loop ticks."""
+"""Test helpers shared across files: metric read-back, a scripted provider, loop ticks,
+CPU time with a cutoff."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -113,3 +116,34 @@ async def loop_ticks(interval: float = 0.01) -> AsyncIterator[Ticks]:
         yield ticks
     finally:
         task.cancel()
+
+
+class CPUCutoff(BaseException):
+    """A measured call ran past its cutoff (a BaseException, so that code under test that
+    catches Exception cannot swallow it)."""
+
+
+def cpu_seconds(call: Callable[[], object], *, cutoff: float | None = None) -> float:
+    """CPU seconds the calling thread spent in `call()`: a loaded machine delays a test
+    but does not make its own work cost more CPU, so bounds on this hold under load.
+
+    With `cutoff` (main thread only: it takes a signal), the call is interrupted with
+    CPUCutoff once the process has spent that much CPU on it, so a regression to a hang
+    fails the test in seconds instead of stalling the suite for minutes.
+    """
+    armed = cutoff is not None and threading.current_thread() is threading.main_thread()
+    if armed:
+
+        def stop(signum: int, frame: object) -> None:
+            raise CPUCutoff(f"still running after {cutoff:g} s of CPU")
+
+        previous = signal.signal(signal.SIGPROF, stop)
+        signal.setitimer(signal.ITIMER_PROF, cutoff or 0.0)
+    started = time.thread_time()
+    try:
+        call()
+    finally:
+        if armed:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, previous)
+    return time.thread_time() - started

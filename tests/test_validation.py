@@ -24,6 +24,7 @@ from openfeature.flag_evaluation import Reason
 from referencing import Registry, Resource
 
 from flags.validation import Problem, validate_document
+from flags.validation._text import Suggestions
 from flags.validation.problem import errors_first
 from flags.validation.schema import schema_accepts
 
@@ -496,6 +497,50 @@ def test_unknown_operator_suggests_the_right_one() -> None:
     document = edited((*IF, 2), {"startswith": [{"var": "cj_source"}, "e"]})
     (message,) = messages_at(validate_document(document), f"{IF_PATH}/2")
     assert "did you mean 'starts_with'?" in message
+
+
+EVALUATORS = {f"evaluator_{i:03d}": {"==": [{"var": "tier"}, i]} for i in range(500)}
+
+
+def test_a_repeated_mistake_gets_its_hint_every_time() -> None:
+    refs = [{"$ref": "evaluator_001x"}] * 900  # more than the budget could hint at one by one
+    problems = validate_document(one_rule_document({"or": refs}, EVALUATORS))
+    hinted = [p for p in problems if "(did you mean 'evaluator_001'?)" in p.message]
+    assert len(hinted) == len(refs)
+
+
+def test_with_too_many_mistakes_to_hint_at_the_first_ones_get_hints() -> None:
+    refs = [{"$ref": f"evaluator_{i:03d}x"} for i in range(900)]  # none exists
+    problems = validate_document(one_rule_document({"or": refs}, EVALUATORS))
+    path = "/flags/f/targeting/if/0/or"
+    (first,) = messages_at(problems, f"{path}/0")
+    (last,) = messages_at(problems, f"{path}/899")
+    assert "(did you mean 'evaluator_000'?)" in first
+    assert "did you mean" not in last
+    assert "names no evaluator" in last  # the problem itself is still reported
+
+
+def test_hints_stop_when_their_budget_is_spent_but_known_ones_stay() -> None:
+    choices = ("map", "filter", "some")
+    hints = Suggestions(budget=(4 + 5) * len("mapfiltersome"))  # two lookups' worth
+    assert hints("mapp", choices) == " (did you mean 'map'?)"
+    assert hints("filtr", choices) == " (did you mean 'filter'?)"
+    assert hints("somee", choices) == ""
+    assert hints("mapp", choices) == " (did you mean 'map'?)"
+
+
+def test_a_name_longer_than_64_characters_gets_no_hint() -> None:
+    hints = Suggestions()
+    assert hints("n" * 63 + "x", ["n" * 64]) == f" (did you mean {'n' * 64!r}?)"
+    assert hints("n" * 64 + "x", ["n" * 65]) == ""
+
+
+def one_rule_document(rule: Any, evaluators: dict[str, Any] | None = None) -> dict[str, Any]:
+    flag = {"state": "ENABLED", "variants": {"a": "a"}, "defaultVariant": "a"}
+    document: dict[str, Any] = {"flags": {"f": {**flag, "targeting": {"if": [rule, "a", None]}}}}
+    if evaluators is not None:
+        document["$evaluators"] = evaluators
+    return document
 
 
 def test_variant_returned_through_an_evaluator_is_checked() -> None:

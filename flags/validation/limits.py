@@ -21,6 +21,8 @@ __all__ = [
     "MAX_PROBLEMS",
     "MAX_SCHEMA_NODES",
     "MAX_SEMVER_LENGTH",
+    "MAX_SUGGESTED_NAME",
+    "MAX_SUGGESTION_STEPS",
     "MAX_WEIGHT_SUM",
     "STEP_SECONDS",
 ]
@@ -33,6 +35,14 @@ MAX_DEPTH: Final = 64
 
 MAX_PROBLEMS: Final = 1000
 """Problems listed for one document; the rest are counted in a last line."""
+
+MAX_SUGGESTION_STEPS: Final = 2_000_000
+"""What one document may spend on "did you mean" hints: comparing a name with a choice
+costs about len(name) x len(choice) steps of ~0.1 µs, so ~0.2 s; the first mistakes get a
+hint, and a document with 70 000 of them still validates in time."""
+
+MAX_SUGGESTED_NAME: Final = 64
+"""Longest unknown name (operator, key, `$ref`) that gets a "did you mean" hint."""
 
 MAX_WEIGHT_SUM: Final = 2**31 - 1
 """flagd-core's `fractional` returns no variant when the weights add up to more."""

@@ -1,4 +1,5 @@
-"""`Scope`: the evaluators a rule may `$ref`, in the order flagd-core substitutes them."""
+"""`Scope`: the evaluators a rule may `$ref`, in the order flagd-core substitutes them, and
+the validation's "did you mean" hints (one budget per document)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flags.validation._text import Suggestions
+
 __all__ = ["Scope", "ref_name"]
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The document's evaluators, and the evaluator a rule belongs to (None: a flag)."""
+    """The document's evaluators, the evaluator a rule belongs to (None: a flag), and the
+    hints every check of this document shares."""
 
     evaluators: Mapping[str, object]
     owner: str | None = None
     _order: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    suggest: Suggestions = field(default_factory=Suggestions, compare=False, repr=False)
 
     @classmethod
     def of(cls, document: Mapping[Any, Any]) -> Scope:
@@ -31,7 +36,7 @@ class Scope:
 
     def inside(self, owner: str) -> Scope:
         """The scope of the rule of evaluator `owner`."""
-        return Scope(self.evaluators, owner, self._order)
+        return Scope(self.evaluators, owner, self._order, self.suggest)
 
     def resolves(self, name: str) -> bool:
         """Whether `{"$ref": name}` here is substituted: flagd-core pastes evaluators in, in

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flags.validation._text import join, show, suggest
+from flags.validation._text import join, show
 from flags.validation.problem import Problem
 from flags.validation.scope import Scope
 
@@ -37,9 +37,10 @@ def document_problems(document: object, scope: Scope) -> Iterator[Problem]:
         return
     for key in document:
         if key not in _TOP_KEYS:
+            hint = scope.suggest(key, _TOP_KEYS)
             yield Problem(
                 join("", key),
-                f"unknown top-level key {show(key)}{suggest(key, _TOP_KEYS)}, ignored by flagd; "
+                f"unknown top-level key {show(key)}{hint}, ignored by flagd; "
                 f"known: {', '.join(_TOP_KEYS)}",
                 "warning",
             )
@@ -50,10 +51,10 @@ def document_problems(document: object, scope: Scope) -> Iterator[Problem]:
     if "flags" not in document:
         yield Problem("", "missing required key 'flags' (a mapping of flag key -> flag)")
     else:
-        yield from _flags_problems(document["flags"])
+        yield from _flags_problems(document["flags"], scope)
 
 
-def _flags_problems(flags: object) -> Iterator[Problem]:
+def _flags_problems(flags: object, scope: Scope) -> Iterator[Problem]:
     if not isinstance(flags, dict):
         hint = " (the array form is for the flagd daemon only)" if isinstance(flags, list) else ""
         message = f"flags must be a mapping of flag key -> flag; got {show(flags)}{hint}"
@@ -64,10 +65,10 @@ def _flags_problems(flags: object) -> Iterator[Problem]:
         if key == "":
             message = "an empty flag key is rejected by the flagd schema; give the flag a name"
             yield Problem(path, message, "warning")
-        yield from _flag_problems(path, flag)
+        yield from _flag_problems(path, flag, scope)
 
 
-def _flag_problems(path: str, flag: object) -> Iterator[Problem]:
+def _flag_problems(path: str, flag: object, scope: Scope) -> Iterator[Problem]:
     if not isinstance(flag, dict):
         message = f"a flag must be a mapping with 'state' and 'variants'; got {show(flag)}"
         yield Problem(path, message)
@@ -77,10 +78,11 @@ def _flag_problems(path: str, flag: object) -> Iterator[Problem]:
             message = f"{key!r} is a flagd daemon field; in-process evaluation ignores it"
             yield Problem(join(path, key), message, "warning")
         elif key not in _FLAG_KEYS:
+            hint = scope.suggest(key, _FLAG_KEYS)
             yield Problem(
                 join(path, key),
-                f"unknown flag key {show(key)}{suggest(key, _FLAG_KEYS)}: flagd-core refuses a "
-                f"document with it; allowed: {', '.join(_FLAG_KEYS)}",
+                f"unknown flag key {show(key)}{hint}: flagd-core refuses a document with it; "
+                f"allowed: {', '.join(_FLAG_KEYS)}",
             )
     yield from _state_problems(path, flag)
     yield from _variants_problems(path, flag)

@@ -15,7 +15,7 @@ from typing import Final
 from json_logic.builtins import BUILTINS
 from openfeature.contrib.tools.flagd.core.targeting.custom_ops import normalize_version
 
-from flags.validation._text import join, show, suggest
+from flags.validation._text import join, show
 from flags.validation.limits import MAX_DEPTH, MAX_SEMVER_LENGTH, MAX_WEIGHT_SUM
 from flags.validation.problem import Problem
 from flags.validation.scope import Scope, ref_name
@@ -127,7 +127,7 @@ def _operator_problems(
         return
     if not isinstance(operator, str) or operator not in _KNOWN_OPERATORS:
         known = "JsonLogic operators or fractional, starts_with, ends_with, sem_ver"
-        message = f"unknown operator {show(operator)}{suggest(operator, _KNOWN_OPERATORS)}"
+        message = f"unknown operator {show(operator)}{scope.suggest(operator, _KNOWN_OPERATORS)}"
         yield Problem(path, f"{message}; flagd-core fails evaluation on it (allowed: {known})")
         return
     if operator == "log":
@@ -218,7 +218,7 @@ def _ref_problems(name: object, path: str, scope: Scope) -> Iterator[Problem]:
     if not isinstance(name, str):
         yield Problem(path, f"$ref must be an evaluator name (a string); got {show(name)}")
     elif name not in scope.evaluators:
-        hint = suggest(name, scope.evaluators)
+        hint = scope.suggest(name, scope.evaluators)
         message = f"$ref {show(name)} names no evaluator in $evaluators{hint}"
         yield Problem(path, f"{message}; defined: {show(list(scope.evaluators))}")
     elif ref_name({"$ref": name}) is None:
