@@ -142,6 +142,10 @@ def cpu_seconds(call: Callable[[], object], *, cutoff: float | None = None) -> f
     started = time.thread_time()
     try:
         call()
+    except CPUCutoff as exc:
+        # A fresh traceback from here: the interrupted frames may have no line number,
+        # which breaks pytest's report.
+        raise CPUCutoff(str(exc)) from None
     finally:
         if armed:
             signal.setitimer(signal.ITIMER_PROF, 0)

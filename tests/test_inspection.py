@@ -9,6 +9,7 @@ import pytest
 from flags import Change, Outcome, document_changes, flag_outcome
 
 from .documents import document, mode_flag, source_is
+from .helpers import cpu_seconds
 
 ELS = {"cj_source": "els"}
 
@@ -102,6 +103,28 @@ def test_an_inserted_list_item_is_one_change() -> None:
     assert document_changes({"if": ["x", "y", None]}, {"if": ["x", "q", "y", None]}) == [
         Change("/if/1", None, "q", "added")
     ]
+
+
+def test_an_item_appended_to_a_long_list_of_repeats_is_one_change() -> None:
+    old, new = {"items": ["x"] * 30_000}, {"items": ["x"] * 30_001}
+    changes: list[Change] = []
+    cpu_seconds(lambda: changes.extend(document_changes(old, new)), cutoff=5)  # never a hang
+    assert changes == [Change("/items/30000", None, "x", "added")]
+
+
+def test_a_block_replaced_inside_a_long_list_is_located() -> None:
+    old = {"tenants": [f"t{i}" for i in range(20_000)]}
+    new = {"tenants": [*old["tenants"][:500], "new-1", "new-2", *old["tenants"][501:]]}
+    assert document_changes(old, new) == [
+        Change("/tenants/500", "t500", "new-1"),
+        Change("/tenants/501", None, "new-2", "added"),
+    ]
+
+
+def test_a_list_too_costly_to_align_is_one_change() -> None:
+    old = {"items": ["x", "y"] * 2_000}  # every item matches half of the other list
+    new = {"items": ["y", "x"] * 2_000 + ["z"]}
+    assert document_changes(old, new) == [Change("/items", old["items"], new["items"])]
 
 
 def test_types_matter() -> None:

@@ -25,6 +25,7 @@ from flags import (
     DocumentError,
     FlagdMemoryProvider,
     Problem,
+    document_changes,
     parse_document,
     validate_document,
 )
@@ -354,6 +355,28 @@ def test_loading_an_evaluator_heavy_document_at_the_cap_stays_bounded() -> None:
     document = json.loads(_fill(AT_THE_CAP["evaluators over many flags"]))
     assert errors(validate_document(document)) == []
     assert cpu_seconds(lambda: FlagdMemoryProvider(document)) < 2 * VALIDATION_BOUND
+
+
+# --- comparing documents (validate --against, diff) -------------------------------------------
+
+CHANGES_BOUND = 0.5  # seconds to compare two documents at the cap
+LIST_PAIRS = {
+    "one long list of repeats, one item longer": (["x"] * 200_000, ["x"] * 200_001),
+    "lists that match everywhere but align nowhere": (["x", "y"] * 500, ["y", "x"] * 500 + ["z"]),
+}
+
+
+@pytest.mark.parametrize(("old", "new"), LIST_PAIRS.values(), ids=LIST_PAIRS.keys())
+def test_comparing_documents_at_the_cap_stays_bounded(old: list[str], new: list[str]) -> None:
+    copies = max(1, MAX_DOCUMENT_BYTES // len(json.dumps(new)))  # as many as fit in 1 MiB
+    before = {"flags": {f"f{i}": {"variants": {"a": old}} for i in range(copies)}}
+    after = {"flags": {f"f{i}": {"variants": {"a": new}} for i in range(copies)}}
+    changes: list[Any] = []
+    elapsed = cpu_seconds(
+        lambda: changes.extend(document_changes(before, after)), cutoff=4 * CHANGES_BOUND
+    )
+    assert elapsed < CHANGES_BOUND
+    assert len(changes) >= copies
 
 
 def test_cpu_time_is_what_the_bounds_measure() -> None:
