@@ -22,7 +22,7 @@ _op_var = BUILTINS["var"]
 
 __all__ = ["Change", "ChangeKind", "Outcome", "OutcomeKind", "document_changes", "flag_outcome"]
 
-OutcomeKind = Literal["disabled", "split", "variant", "default", "varies"]
+OutcomeKind = Literal["disabled", "split", "variant", "default", "error", "varies"]
 
 # What an evaluation reads of its context that differs from one targeting key to the
 # next: the key itself and the `$flagd` properties (the timestamp); `var` of "" is all.
@@ -40,6 +40,8 @@ class Outcome:
     - `variant`: the same `variant` for every key;
     - `default`: no rule gives a variant, so `defaultVariant` applies (`variant`; None:
       callers get their default);
+    - `error`: the rule fails to evaluate (`error` says how, e.g. a division by zero):
+      flagd-core answers with an error and callers get their default;
     - `varies`: the rule reads the targeting key (or the time) some other way.
 
     Every kind but `split` and `varies` is exact: the same answer for every key.
@@ -49,11 +51,12 @@ class Outcome:
     variant: str | None = None
     weights: tuple[tuple[str, int], ...] = ()
     bucket_by: Any = None
+    error: str | None = None
 
     @property
     def same_for_every_key(self) -> bool:
         """Whether every targeting key gets the same answer (proven, not sampled)."""
-        return self.kind in ("disabled", "variant", "default")
+        return self.kind in ("disabled", "variant", "default", "error")
 
     def shares(self) -> dict[str, float]:
         """A split's variants with their share of keys (0..1), in list order."""
@@ -69,7 +72,8 @@ def flag_outcome(
     The targeting is evaluated once the way flagd-core does (its operators, `$ref`s
     expanded, `$flagd` properties set), with `fractional` and `var` instrumented: the
     rule that applies to the context reports its weights, and an evaluation that never
-    reads the targeting key or the time (outside a split) is the same for every key.
+    reads the targeting key or the time (outside a split) is the same for every key. A
+    rule that raises is an `error` outcome, never an exception.
     """
     flag = (document.get("flags") or {}).get(flag_key)
     if not isinstance(flag, Mapping):
@@ -81,12 +85,28 @@ def flag_outcome(
     targeting = flag.get("targeting")
     if not isinstance(targeting, Mapping) or not targeting:
         return Outcome("default", default)
+    return _targeting_outcome(document, flag_key, targeting, attributes, default)
+
+
+def _targeting_outcome(
+    document: Mapping[str, Any],
+    flag_key: str,
+    targeting: Mapping[str, Any],
+    attributes: Mapping[str, Any],
+    default: str | None,
+) -> Outcome:
     fractions: list[Any] = []
     rule = _instrument(_expand(targeting, document.get("$evaluators") or {}), fractions)
     trace = _Trace()
     data = {**attributes, "targetingKey": _ANY_KEY}
     data["$flagd"] = {"flagKey": flag_key, "timestamp": int(time.time())}
-    variant = _variant_name(jsonLogic(rule, data, {**OPERATORS, **trace.operators(fractions)}))
+    try:
+        result = jsonLogic(rule, data, {**OPERATORS, **trace.operators(fractions)})
+    except Exception as exc:  # flagd-core lets json_logic's exceptions out: an error answer
+        if trace.read_per_key or trace.splits:  # another key may not fail
+            return Outcome("varies")
+        return Outcome("error", error=f"{type(exc).__name__}: {exc}")
+    variant = _variant_name(result)
     if trace.read_per_key or len(trace.splits) > 1:
         return Outcome("varies")
     if trace.splits:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import ErrorCode
 
-from flags import Change, Outcome, document_changes, flag_outcome
+from flags import Change, FlagdMemoryProvider, Outcome, document_changes, flag_outcome
 
 from .documents import document, mode_flag, source_is
 from .helpers import cpu_seconds
@@ -74,6 +76,37 @@ def test_a_bucketing_expression_is_reported() -> None:
 )
 def test_outcomes(targeting: Any, flag: dict[str, Any], expected: Outcome) -> None:
     assert outcome(targeting, **flag) == expected
+
+
+DIVIDES_BY_SIZE = {"==": [{"/": [1, {"var": "cj_batch_size"}]}, 1]}  # 1/null: no number
+
+
+def test_a_rule_that_fails_to_evaluate_is_an_error() -> None:
+    result = outcome({"if": [DIVIDES_BY_SIZE, "per_request", None]})
+    assert result is not None
+    assert result.kind == "error"
+    assert str(result.error).startswith("ZeroDivisionError: ")
+
+
+def test_a_failing_rule_fails_the_same_way_for_every_key() -> None:
+    result = outcome({"if": [DIVIDES_BY_SIZE, "per_request", None]})
+    assert result is not None
+    assert result.same_for_every_key
+
+
+def test_a_rule_that_fails_after_reading_the_key_varies() -> None:
+    rule = {"/": [1, {"-": [{"var": "targetingKey"}, 0]}]}  # key "0" fails, others do not
+    assert outcome({"if": [rule, "per_request", None]}) == Outcome("varies")
+
+
+def test_the_provider_fails_where_the_outcome_says_it_does() -> None:
+    provider = FlagdMemoryProvider(
+        document(mode_flag({"if": [DIVIDES_BY_SIZE, "per_request", None]}))
+    )
+    details = provider.resolve_string_details(
+        "llm-batching-mode", "env", EvaluationContext("7", ELS)
+    )
+    assert (details.value, details.error_code) == ("env", ErrorCode.GENERAL)
 
 
 def test_refs_are_expanded() -> None:
