@@ -35,8 +35,9 @@ class Outcome:
     """What a flag gives every evaluation of one context, whatever its targeting key.
 
     - `disabled`: the flag is DISABLED (callers get their default);
-    - `split`: a `fractional` rule; `weights` in list order, sticky per targeting key
-      (`bucket_by` None) or per the value of the `bucket_by` expression;
+    - `split`: a `fractional` rule; `weights` one per variant in order of first
+      appearance (a variant in several buckets weighs their sum, as in flagd-core),
+      sticky per targeting key (`bucket_by` None) or per the value of `bucket_by`;
     - `variant`: the same `variant` for every key;
     - `default`: no rule gives a variant, so `defaultVariant` applies (`variant`; None:
       callers get their default);
@@ -178,8 +179,15 @@ def _is_var(node: Any) -> bool:
 
 
 def _weights(args: tuple[Any, ...]) -> tuple[tuple[str, int], ...]:
-    buckets = [arg for arg in args if isinstance(arg, list) and arg]
-    return tuple((str(bucket[0]), int(bucket[1]) if len(bucket) > 1 else 1) for bucket in buckets)
+    """One weight per variant as flagd-core's fractional reads the buckets: a variant in
+    several buckets gets them all (their sum), a negative weight counts as 0."""
+    weights: dict[str, int] = {}
+    for bucket in args:
+        if isinstance(bucket, list) and bucket:
+            name = str(bucket[0])
+            weight = int(bucket[1]) if len(bucket) > 1 else 1
+            weights[name] = weights.get(name, 0) + max(0, weight)
+    return tuple(weights.items())
 
 
 def _variant_name(result: Any) -> str | None:

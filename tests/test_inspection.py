@@ -38,6 +38,19 @@ def test_a_weightless_bucket_weighs_one() -> None:
     assert result.weights == (("per_request", 1), ("serial_bundle", 1))
 
 
+def test_a_variant_in_several_buckets_weighs_their_sum_as_in_flagd() -> None:
+    split = {"fractional": [["per_request", 10], ["serial_bundle", 80], ["per_request", 10]]}
+    result = outcome(split)
+    assert result is not None
+    assert result.weights == (("per_request", 20), ("serial_bundle", 80))
+
+
+def test_a_negative_weight_counts_as_zero_as_in_flagd() -> None:
+    result = outcome({"fractional": [["per_request", -5], ["serial_bundle", 1]]})
+    assert result is not None
+    assert result.shares() == {"per_request": 0.0, "serial_bundle": 1.0}
+
+
 def test_only_the_rule_that_applies_reports_its_weights() -> None:
     rules = {
         "if": [
