@@ -8,7 +8,7 @@ from typing import Any
 from openfeature.event import ProviderEventDetails
 
 from flags.evaluator import FlagdEvaluatingProvider
-from flags.loading import DocumentCheck, check_document
+from flags.loading import CheckedDocument, DocumentCheck, check_document
 
 __all__ = ["FlagdMemoryProvider"]
 
@@ -16,26 +16,29 @@ __all__ = ["FlagdMemoryProvider"]
 class FlagdMemoryProvider(FlagdEvaluatingProvider):
     """The same evaluator as the file provider, over a document you pass in.
 
-    Rules are written exactly as in `flags.yaml`. `update()` validates the new document
-    whole (raising `DocumentError` and keeping the old one when it has an error), swaps it
-    in and emits PROVIDER_CONFIGURATION_CHANGED with the changed flag keys; its warnings
-    are in `warnings`.
+    Rules are written exactly as in `flags.yaml`. A mapping is validated whole, `checks`
+    included (raising `DocumentError` when it has an error); a `CheckedDocument` (from
+    `check_document`, `parse_document` or `load_document`) was validated when it was made
+    and is used as it is, with its warnings. `update()` takes either, keeps the old
+    document when the new one is refused, swaps it in and emits
+    PROVIDER_CONFIGURATION_CHANGED with the changed flag keys; its warnings are in
+    `warnings`.
     """
 
     def __init__(
         self,
-        document: Mapping[str, Any],
+        document: Mapping[str, Any] | CheckedDocument,
         *,
         checks: Sequence[DocumentCheck] = (),
         name: str = "flagd-memory",
     ) -> None:
         super().__init__(name)
         self._checks = tuple(checks)
-        self._install(check_document(document, source=name, checks=self._checks))
+        self._install(self._checked(document))
 
-    def update(self, document: Mapping[str, Any]) -> list[str]:
+    def update(self, document: Mapping[str, Any] | CheckedDocument) -> list[str]:
         """Replace the document; return (and announce) the keys of the changed flags."""
-        checked = check_document(document, source=self._name, checks=self._checks)
+        checked = self._checked(document)
         changed = self._install(checked)
         metadata: dict[str, bool | str | int | float] = {"warnings": len(checked.warnings)}
         if checked.version is not None:
@@ -44,3 +47,8 @@ class FlagdMemoryProvider(FlagdEvaluatingProvider):
             ProviderEventDetails(flags_changed=changed, metadata=metadata)
         )
         return changed
+
+    def _checked(self, document: Mapping[str, Any] | CheckedDocument) -> CheckedDocument:
+        if isinstance(document, CheckedDocument):
+            return document  # validation (and the cost model) is the expensive part: once
+        return check_document(document, source=self._name, checks=self._checks)

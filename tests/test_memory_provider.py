@@ -10,7 +10,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEvent
 from openfeature.provider import FeatureProvider
 
-from flags import DocumentError, FlagdMemoryProvider
+from flags import CheckedDocument, DocumentError, FlagdMemoryProvider, Problem, check_document
 from flags.testing import EventRecorder
 
 from .documents import batching_document, document, mode_flag
@@ -96,3 +96,45 @@ def test_flagd_core_errors_keep_their_code() -> None:
     provider = FlagdMemoryProvider(document(mode_flag(default_variant="per_request")))
     details = provider.resolve_string_details("no-such-flag", "d")
     assert (details.value, details.error_code) == ("d", "FLAG_NOT_FOUND")
+
+
+def refuse_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    def validate(document: object) -> list[Problem]:
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr("flags.loading.validate_document", validate)
+
+
+def test_a_checked_document_is_not_validated_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked = check_document(document(mode_flag(default_variant="per_request")))
+    refuse_validation(monkeypatch)
+    provider = FlagdMemoryProvider(checked)
+    assert provider.resolve_string_details("llm-batching-mode", "d").value == "per_request"
+
+
+def test_a_checked_document_keeps_its_warnings() -> None:
+    checked = check_document({**document(mode_flag(default_variant="per_request")), "x": 1})
+    assert [problem.path for problem in FlagdMemoryProvider(checked).warnings] == ["/x"]
+
+
+def test_an_update_to_a_checked_document_is_not_validated_again(
+    bind: Callable[[FeatureProvider], OpenFeatureClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = FlagdMemoryProvider(batching_document())
+    events = EventRecorder(bind(provider))
+    checked = check_document(document(mode_flag(default_variant="per_request"), version="v2"))
+    refuse_validation(monkeypatch)
+    mark = events.mark()
+    assert provider.update(checked) == ["llm-batching-mode"]
+    details = events.wait_for(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, after=mark)
+    assert details.metadata == {"version": "v2", "warnings": 0}
+
+
+def test_checks_apply_to_mappings_not_to_checked_documents() -> None:
+    def refuse(document: object) -> list[Problem]:
+        return [Problem("/flags", "refused by the caller's check")]
+
+    doc = document(mode_flag(default_variant="per_request"))
+    with pytest.raises(DocumentError, match="refused by the caller's check"):
+        FlagdMemoryProvider(doc, checks=[refuse])
+    assert FlagdMemoryProvider(CheckedDocument(doc), checks=[refuse]).document == doc

@@ -13,12 +13,11 @@ from typing import Any
 from cj_batching.cli._terminal import write
 from cj_batching.configure import configure
 from cj_batching.context import KNOWN_SOURCES, REQUEST_TYPES
-from cj_batching.flag_checks import batching_flag_checks
 from cj_batching.metrics import BatchingMetrics
 from cj_batching.resolver import BatchingModeResolver
 from cj_batching.rollout import Progress
 from cj_batching.settings import Settings, SettingsError
-from flags import FlagdMemoryProvider, bind_provider
+from flags import CheckedDocument, FlagdMemoryProvider, bind_provider
 
 __all__ = [
     "UsageError",
@@ -65,8 +64,10 @@ def open_resolver(
 def document_resolver(
     document: Mapping[str, Any], settings: Settings
 ) -> Iterator[BatchingModeResolver]:
-    """A resolver over `document` (already validated) on a private domain."""
-    provider = FlagdMemoryProvider(document, checks=batching_flag_checks(settings))
+    """A resolver over `document` on a private domain. The caller has validated it (as
+    `load_flag_file` does, batching checks included), so it is not validated again: that
+    is the whole cost model and schema check a second time."""
+    provider = FlagdMemoryProvider(CheckedDocument(dict(document)))
     client = bind_provider(provider, f"cj-batching-cli-{uuid.uuid4().hex}")
     resolver = BatchingModeResolver(settings, client)
     try:
