@@ -27,6 +27,9 @@ EVALUATION_TIMEOUT: Final = "TIMEOUT"
 """The error code of an evaluation that did not answer within the bound."""
 
 _NO_METADATA: Mapping[str, Any] = {}
+# Evaluations of a remote provider in flight at once; each waits at most its timeout, and
+# a hung provider ties up these threads, never the caller's.
+_WORKERS: Final = 4
 
 
 class FlagAnswer(NamedTuple):
@@ -49,14 +52,11 @@ class FlagEvaluator:
     `close()` releases them and is idempotent.
     """
 
-    def __init__(
-        self, client: OpenFeatureClient, *, timeout_seconds: float, workers: int = 4
-    ) -> None:
+    def __init__(self, client: OpenFeatureClient, *, timeout_seconds: float) -> None:
         if not 0 < timeout_seconds <= 60:
             raise ValueError(f"timeout_seconds: {timeout_seconds!r} must be > 0 and <= 60")
         self._client = client
         self._timeout = timeout_seconds
-        self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._in_process: tuple[object, bool] = (None, False)
@@ -104,7 +104,7 @@ class FlagEvaluator:
     ) -> FlagEvaluationDetails[Any]:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="flags-eval")
+                self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="flags-eval")
             future = self._pool.submit(evaluate, key, default, context)
         try:
             result: FlagEvaluationDetails[Any] = future.result(self._timeout)
