@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from cj_batching.context import KNOWN_SOURCES, REQUEST_TYPES
 from cj_batching.modes import LLMBatchingMode, LLMProviderType
@@ -133,23 +133,27 @@ def _percent(share: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AllowListSummary:
-    """The providers that may use `provider_batch_api`, and where the list comes from
-    (`flag`, or `settings` when the flag is absent, disabled or gives no variant)."""
+    """The providers that may use `provider_batch_api`, and where the list comes from:
+    `flag`, `settings` (the flag is absent, disabled or gives no variant) or `per_batch`
+    (the flag gives each batch id its own list: no one list to show)."""
 
     providers: tuple[LLMProviderType, ...]
-    source: str
+    source: Literal["flag", "settings", "per_batch"]
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The `show --json` shape of the allow list."""
+        """The `show --json` shape of the allow list (`providers` null when per batch)."""
+        per_batch = self.source == "per_batch"
         return {
-            "providers": [provider.value for provider in self.providers],
+            "providers": None if per_batch else [provider.value for provider in self.providers],
             "source": self.source,
             "note": self.note or None,
         }
 
     def line(self) -> str:
         """`openai, anthropic (from the flag)`."""
+        if self.source == "per_batch":
+            return f"differs per batch id ({self.note})"
         names = ", ".join(provider.value for provider in self.providers) or "any provider"
         where = "from the flag" if self.source == "flag" else "from the settings"
         return f"{names} ({where}{'; ' + self.note if self.note else ''})"
@@ -162,12 +166,16 @@ def allow_list_summary(document: Mapping[str, Any], settings: Settings) -> Allow
     flag = (document.get("flags") or {}).get(key)
     if not isinstance(flag, Mapping):
         return AllowListSummary(settings_list, "settings", f"no flag {key}")
-    outcomes = {
+    # A list in source order, not a set: the first source's outcome must be the one shown
+    # (a set's order follows PYTHONHASHSEED), and a split's bucket_by may be a dict.
+    outcome, *others = [
         _outcome(document, key, source, settings.DEFAULT_LLM_PROVIDER, REQUEST_TYPES[0])
         for source in KNOWN_SOURCES
-    }
-    outcome = next(iter(outcomes))
-    note = "differs per source or batch: see cj-batching explain" if len(outcomes) > 1 else ""
+    ]
+    differs = any(other != outcome for other in others)
+    note = "differs per source or batch: see cj-batching explain" if differs else ""
+    if outcome.kind in ("split", "varies"):
+        return AllowListSummary((), "per_batch", f"{key} splits batches: see cj-batching explain")
     if outcome.kind not in ("variant", "default") or outcome.variant is None:
         return AllowListSummary(settings_list, "settings", note or f"{key} gives no variant")
     parsed = parse_allow_list((flag.get("variants") or {}).get(outcome.variant))
