@@ -13,7 +13,13 @@ from cj_batching.resolver import parse_allow_list
 from cj_batching.settings import Settings
 from flags import Outcome, flag_outcome
 
-__all__ = ["AllowListSummary", "SourceRule", "allow_list_summary", "source_rules"]
+__all__ = [
+    "AllowListSummary",
+    "SourceRule",
+    "allow_list_summary",
+    "source_rules",
+    "split_mode_weights",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +39,7 @@ class SourceRule:
             "source": self.source,
             "kind": outcome.kind,
             "variant": outcome.variant,
-            "weights": dict(outcome.weights) if outcome.kind == "split" else None,
+            "weights": _summed(outcome.weights) if outcome.kind == "split" else None,
             "text": self.text,
             "exceptions": [{"when": when, "text": text} for when, text in self.exceptions],
         }
@@ -118,10 +124,29 @@ def _words(outcome: Outcome, flag: Mapping[str, Any], settings: Settings) -> str
     return f"{text} (the default variant)" if outcome.kind == "default" else text
 
 
+def split_mode_weights(flag: Mapping[str, Any], outcome: Outcome) -> dict[str, int]:
+    """A split's weights per mode (the value each variant names, not its name), summed
+    when several buckets give one mode, in list order; a variant naming no mode (which
+    the batching checks refuse) counts under its own name."""
+    modes = [(_mode(flag, variant), variant, weight) for variant, weight in outcome.weights]
+    return _summed([(variant if mode is None else mode.value, w) for mode, variant, w in modes])
+
+
+def _summed(weights: Sequence[tuple[str, int]]) -> dict[str, int]:
+    """Weights per variant, summed as flagd does when a variant has several buckets."""
+    summed: dict[str, int] = {}
+    for variant, weight in weights:
+        summed[variant] = summed.get(variant, 0) + weight
+    return summed
+
+
+def _mode(flag: Mapping[str, Any], variant: str) -> LLMBatchingMode | None:
+    return LLMBatchingMode.lookup((flag.get("variants") or {}).get(variant))
+
+
 def _mode_text(flag: Mapping[str, Any], variant: str) -> str:
     """A variant as the mode it stands for (`fast -> per_request` when the names differ)."""
-    value = (flag.get("variants") or {}).get(variant)
-    mode = LLMBatchingMode.lookup(value)
+    mode = _mode(flag, variant)
     if mode is None:
         return variant
     return mode.value if mode.value == variant else f"{variant} -> {mode.value}"

@@ -150,6 +150,16 @@ def test_show_a_custom_bucketing_expression(
     )
 
 
+def test_show_json_sums_the_weights_of_a_variant_listed_twice(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    split = {"fractional": [["per_request", 10], ["serial_bundle", 80], ["per_request", 10]]}
+    path = write(tmp_path, "flags.yaml", document(mode_flag(split)))
+    _, out, _ = run(capsys, "show", "--flags", str(path), "--json")
+    (mode,) = json.loads(out)["flags"]
+    assert mode["rules"][0]["weights"] == {"per_request": 20, "serial_bundle": 80}
+
+
 def test_show_without_the_mode_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = write(tmp_path, "flags.yaml", document(allow_list=allow_list_flag("openai")))
     code, out, _ = run(capsys, "show", "--flags", str(path))
