@@ -421,6 +421,31 @@ def test_against_warns_when_nothing_changed(capsys: pytest.CaptureFixture[str], 
     assert "nothing changed" in warning["message"]
 
 
+def test_against_tells_an_int_from_a_float(capsys: pytest.CaptureFixture[str], live: Path) -> None:
+    """1 == 1.0 in Python, not in a flag document: a change the version must follow."""
+    old = batching_document(version="2026-11-25.9")
+    old["metadata"]["priority"] = 1
+    live.write_text(yaml.safe_dump(old))
+    new = batching_document(version="2026-11-25.9")
+    new["metadata"]["priority"] = 1.0
+    code, problems = _validate_against(capsys, live, new)
+    assert code == 0
+    assert [(p["path"], p["message"].split(" as in")[0]) for p in problems] == [
+        ("/metadata/version", "still '2026-11-25.9'")
+    ]
+
+
+def test_a_boolean_version_is_no_version(capsys: pytest.CaptureFixture[str], live: Path) -> None:
+    """The service reads `version: true` as no version; so does the publishing check."""
+    document = batching_document()
+    document["metadata"]["version"] = True
+    code, problems = _validate_against(capsys, live, document)
+    assert code == 0
+    assert {(p["path"], p["message"].split(":")[0]) for p in problems} >= {
+        ("/metadata/version", "no version")
+    }
+
+
 def test_validate_warns_when_the_mode_flag_is_missing(
     capsys: pytest.CaptureFixture[str], live: Path
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from cj_batching.cli._common import UsageError
 from cj_batching.flag_checks import batching_flag_checks
 from cj_batching.settings import Settings
-from flags import DocumentError, Problem, load_document
+from flags import CheckedDocument, DocumentError, Problem, load_document
 
 __all__ = ["FlagFile", "flag_file", "load_flag_file", "require_regular_file"]
 
@@ -67,15 +67,29 @@ class FlagFile:
     """A flag file read and validated as the service would (the batching checks too)."""
 
     path: Path
-    document: Mapping[str, Any] | None  # None: the service would reject this version
+    checked: CheckedDocument | None  # None: the service would reject this version
     problems: tuple[Problem, ...] = ()  # why it would be rejected
-    version: str | None = None  # metadata.version (of a rejected one too, when known)
-    warnings: tuple[Problem, ...] = ()  # what the service accepts but flags as doubtful
+    rejected_version: str | None = None  # metadata.version of a rejected one, when known
 
     @property
     def valid(self) -> bool:
         """Whether the service would accept this version."""
-        return self.document is not None
+        return self.checked is not None
+
+    @property
+    def document(self) -> Mapping[str, Any] | None:
+        """The document the service would serve (None when it would reject it)."""
+        return None if self.checked is None else self.checked.document
+
+    @property
+    def version(self) -> str | None:
+        """metadata.version as the service reads it (of a rejected file too, when known)."""
+        return self.rejected_version if self.checked is None else self.checked.version
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """What the service accepts but flags as doubtful."""
+        return () if self.checked is None else self.checked.warnings
 
 
 def load_flag_file(path: Path, settings: Settings) -> FlagFile:
@@ -85,4 +99,4 @@ def load_flag_file(path: Path, settings: Settings) -> FlagFile:
         checked = load_document(path, checks=batching_flag_checks(settings))
     except DocumentError as exc:
         return FlagFile(path, None, tuple(exc.problems), exc.version)
-    return FlagFile(path, checked.document, (), checked.version, checked.warnings)
+    return FlagFile(path, checked)
