@@ -280,6 +280,32 @@ def test_a_directory_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_pa
     assert f"{path}: is a directory, not a regular file" in err
 
 
+def test_a_symlink_to_a_fifo_says_it_is_a_symlink(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    link = tmp_path / "flags.yaml"
+    link.symlink_to(_fifo(tmp_path))
+    assert _run_bounded(["show", "--flags", str(link)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.rstrip()
+        .endswith(
+            f"{link}: is a FIFO (named pipe), not a regular file (a symlink to "
+            f"{str(tmp_path / 'pipe.yaml')!r})"
+        )
+    )
+
+
+def test_a_dangling_symlink_names_its_target(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    link = tmp_path / "flags.yaml"
+    link.symlink_to("flags.v7.yaml")
+    code, _, err = run(capsys, "show", "--flags", str(link))
+    assert code == 2
+    assert err.rstrip().endswith(f"{link}: is a symlink to 'flags.v7.yaml', which does not exist")
+
+
 def test_invalid_settings_are_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
