@@ -184,6 +184,8 @@ USAGE_ERRORS = [
     (["explain", "--batch-id", "1", "--flags", "flags.toml"], "unsupported extension '.toml'"),
     (["explain", "--batch-id", "1", "--flags", "missing.yaml"], "missing.yaml: does not exist"),
     (["explain", "--batch-id", "1", "--source", "bad source"], "cj_source: 'bad source'"),
+    (["explain", "--batch-id", "1", "--source", ""], "--source: '': give a source, e.g. els"),
+    (["explain", "--batch-id", "1", "--source", " "], "--source: ' ': give a source, e.g. els"),
     (["explain", "--batch-id", "1", "--provider", "azure"], "is not a known LLM provider"),
     (["explain", "--batch-id", "1", "--override", "turbo"], "mode: 'turbo' is not a batching mode"),
     (["show", "--flags", "missing.yaml"], "missing.yaml: does not exist"),
