@@ -30,9 +30,10 @@ import httpx
 
 from benchmarks._measure import Figure, Run, progress
 from benchmarks._setup import bench_settings, context, shipped_resolver
-from cj_batching.interaction import ComparisonTask, LLMInteraction
+from cj_batching.interaction import LLMInteraction
 from cj_batching.lps import LLMComparisonRequest, LLMConfigOverrides, LPSClient
 from cj_batching.metadata import build_request_metadata, comparison_metadata
+from cj_batching.submission import ComparisonTask
 from tests.lps_server import LPSServer, running_lps_server
 
 __all__ = ["run"]

@@ -27,9 +27,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from cj_batching.guard import GuardPolicy as GuardPolicy
     from cj_batching.guard import GuardTrip as GuardTrip
     from cj_batching.guard import RolloutGuard as RolloutGuard
-    from cj_batching.interaction import BatchSubmission as BatchSubmission
-    from cj_batching.interaction import ComparisonSubmission as ComparisonSubmission
-    from cj_batching.interaction import ComparisonTask as ComparisonTask
     from cj_batching.interaction import LLMInteraction as LLMInteraction
     from cj_batching.lps import QUEUE_FULL as QUEUE_FULL
     from cj_batching.lps import Backpressure as Backpressure
@@ -64,6 +61,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from cj_batching.results import parse_result_event as parse_result_event
     from cj_batching.settings import Settings as Settings
     from cj_batching.settings import SettingsError as SettingsError
+    from cj_batching.submission import BatchSubmission as BatchSubmission
+    from cj_batching.submission import ComparisonSubmission as ComparisonSubmission
+    from cj_batching.submission import ComparisonTask as ComparisonTask
 
 # Public name -> the module that defines it (imported on first use). A new export is an
 # entry here and its typed import above; tests/test_imports.py checks they agree.
@@ -74,9 +74,9 @@ _EXPORTS = {
     "GuardPolicy": "cj_batching.guard",
     "GuardTrip": "cj_batching.guard",
     "RolloutGuard": "cj_batching.guard",
-    "BatchSubmission": "cj_batching.interaction",
-    "ComparisonSubmission": "cj_batching.interaction",
-    "ComparisonTask": "cj_batching.interaction",
+    "BatchSubmission": "cj_batching.submission",
+    "ComparisonSubmission": "cj_batching.submission",
+    "ComparisonTask": "cj_batching.submission",
     "LLMInteraction": "cj_batching.interaction",
     "Backpressure": "cj_batching.lps",
     "LLMComparisonRequest": "cj_batching.lps",

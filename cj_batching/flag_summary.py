@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from cj_batching.context import KNOWN_SOURCES, REQUEST_TYPES
 from cj_batching.modes import LLMBatchingMode, LLMProviderType
@@ -13,7 +13,13 @@ from cj_batching.resolver import parse_allow_list
 from cj_batching.settings import Settings
 from flags import Outcome, flag_outcome
 
-__all__ = ["AllowListSummary", "SourceRule", "allow_list_summary", "source_rules"]
+__all__ = [
+    "AllowListSummary",
+    "SourceRule",
+    "allow_list_summary",
+    "source_rules",
+    "split_mode_weights",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +39,7 @@ class SourceRule:
             "source": self.source,
             "kind": outcome.kind,
             "variant": outcome.variant,
-            "weights": dict(outcome.weights) if outcome.kind == "split" else None,
+            "weights": _summed(outcome.weights) if outcome.kind == "split" else None,
             "text": self.text,
             "exceptions": [{"when": when, "text": text} for when, text in self.exceptions],
         }
@@ -118,10 +124,29 @@ def _words(outcome: Outcome, flag: Mapping[str, Any], settings: Settings) -> str
     return f"{text} (the default variant)" if outcome.kind == "default" else text
 
 
+def split_mode_weights(flag: Mapping[str, Any], outcome: Outcome) -> dict[str, int]:
+    """A split's weights per mode (the value each variant names, not its name), summed
+    when several buckets give one mode, in list order; a variant naming no mode (which
+    the batching checks refuse) counts under its own name."""
+    modes = [(_mode(flag, variant), variant, weight) for variant, weight in outcome.weights]
+    return _summed([(variant if mode is None else mode.value, w) for mode, variant, w in modes])
+
+
+def _summed(weights: Sequence[tuple[str, int]]) -> dict[str, int]:
+    """Weights per variant, summed as flagd does when a variant has several buckets."""
+    summed: dict[str, int] = {}
+    for variant, weight in weights:
+        summed[variant] = summed.get(variant, 0) + weight
+    return summed
+
+
+def _mode(flag: Mapping[str, Any], variant: str) -> LLMBatchingMode | None:
+    return LLMBatchingMode.lookup((flag.get("variants") or {}).get(variant))
+
+
 def _mode_text(flag: Mapping[str, Any], variant: str) -> str:
     """A variant as the mode it stands for (`fast -> per_request` when the names differ)."""
-    value = (flag.get("variants") or {}).get(variant)
-    mode = LLMBatchingMode.lookup(value)
+    mode = _mode(flag, variant)
     if mode is None:
         return variant
     return mode.value if mode.value == variant else f"{variant} -> {mode.value}"
@@ -133,23 +158,27 @@ def _percent(share: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AllowListSummary:
-    """The providers that may use `provider_batch_api`, and where the list comes from
-    (`flag`, or `settings` when the flag is absent, disabled or gives no variant)."""
+    """The providers that may use `provider_batch_api`, and where the list comes from:
+    `flag`, `settings` (the flag is absent, disabled or gives no variant) or `per_batch`
+    (the flag gives each batch id its own list: no one list to show)."""
 
     providers: tuple[LLMProviderType, ...]
-    source: str
+    source: Literal["flag", "settings", "per_batch"]
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The `show --json` shape of the allow list."""
+        """The `show --json` shape of the allow list (`providers` null when per batch)."""
+        per_batch = self.source == "per_batch"
         return {
-            "providers": [provider.value for provider in self.providers],
+            "providers": None if per_batch else [provider.value for provider in self.providers],
             "source": self.source,
             "note": self.note or None,
         }
 
     def line(self) -> str:
         """`openai, anthropic (from the flag)`."""
+        if self.source == "per_batch":
+            return f"differs per batch id ({self.note})"
         names = ", ".join(provider.value for provider in self.providers) or "any provider"
         where = "from the flag" if self.source == "flag" else "from the settings"
         return f"{names} ({where}{'; ' + self.note if self.note else ''})"
@@ -162,12 +191,16 @@ def allow_list_summary(document: Mapping[str, Any], settings: Settings) -> Allow
     flag = (document.get("flags") or {}).get(key)
     if not isinstance(flag, Mapping):
         return AllowListSummary(settings_list, "settings", f"no flag {key}")
-    outcomes = {
+    # A list in source order, not a set: the first source's outcome must be the one shown
+    # (a set's order follows PYTHONHASHSEED), and a split's bucket_by may be a dict.
+    outcome, *others = [
         _outcome(document, key, source, settings.DEFAULT_LLM_PROVIDER, REQUEST_TYPES[0])
         for source in KNOWN_SOURCES
-    }
-    outcome = next(iter(outcomes))
-    note = "differs per source or batch: see cj-batching explain" if len(outcomes) > 1 else ""
+    ]
+    differs = any(other != outcome for other in others)
+    note = "differs per source or batch: see cj-batching explain" if differs else ""
+    if outcome.kind in ("split", "varies"):
+        return AllowListSummary((), "per_batch", f"{key} splits batches: see cj-batching explain")
     if outcome.kind not in ("variant", "default") or outcome.variant is None:
         return AllowListSummary(settings_list, "settings", note or f"{key} gives no variant")
     parsed = parse_allow_list((flag.get("variants") or {}).get(outcome.variant))

@@ -41,7 +41,7 @@ class RolloutPreview:
     batches: int
     modes: dict[LLMBatchingMode, int]
     decided_by: dict[str, int]
-    declared_weights: dict[str, int] | None
+    declared_weights: dict[str, int] | None  # per mode value; None: no split applies
     guardrail_downgrades: int = 0  # batch-API requests the guardrail refused
 
     def share(self, mode: LLMBatchingMode) -> float:

@@ -5,11 +5,9 @@ itself may be valid); `cj-batching validate NEW --against LIVE` prints them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from cj_batching.settings import Settings
-from flags import Problem
+from flags import CheckedDocument, Problem, document_changes
 
 __all__ = ["compare_versions", "publishing_warnings"]
 
@@ -18,14 +16,15 @@ _VERSION = "/metadata/version"
 
 
 def publishing_warnings(
-    new: Mapping[str, Any], settings: Settings, live: Mapping[str, Any] | None = None
+    new: CheckedDocument, settings: Settings, live: CheckedDocument | None = None
 ) -> list[Problem]:
     """What is wrong with publishing `new` (over `live`, when given) though it validates:
     no mode flag, no version, and against `live`: nothing changed, the content changed
-    but the version did not, or the version went backwards."""
+    but the version did not, or the version went backwards. Versions are those the
+    service reads (`CheckedDocument.version`: `true` is no version)."""
     warnings = []
     key = settings.LLM_BATCHING_FLAG_KEY
-    if key not in (new.get("flags") or {}):
+    if key not in (new.document.get("flags") or {}):
         warnings.append(
             Problem(
                 f"/flags/{key}",
@@ -34,7 +33,7 @@ def publishing_warnings(
                 "warning",
             )
         )
-    version = _version(new)
+    version = new.version
     if version is None:
         warnings.append(
             Problem(
@@ -46,8 +45,10 @@ def publishing_warnings(
         )
     if live is None:
         return warnings
-    live_version = _version(live)
-    same_content = _without_version(new) == _without_version(live)
+    live_version = live.version
+    # Type-strict, as the service is: 1, 1.0 and true are three different values.
+    changes = document_changes(live.document, new.document)
+    same_content = all(change.path == _VERSION for change in changes)
     if same_content and version == live_version:
         message = "nothing changed: the same flags and version as the live file"
         warnings.append(Problem("", message, "warning"))
@@ -92,17 +93,3 @@ def _chunks(version: str) -> list[str]:
     """Text and digit runs alternating, text first: `1.10` -> ['', '1', '.', '10']."""
     chunks = _CHUNK.split(version)
     return chunks[:-1] if len(chunks) > 1 and chunks[-1] == "" else chunks
-
-
-def _version(document: Mapping[str, Any]) -> str | None:
-    metadata = document.get("metadata")
-    version = metadata.get("version") if isinstance(metadata, Mapping) else None
-    return None if version is None else str(version)
-
-
-def _without_version(document: Mapping[str, Any]) -> dict[str, Any]:
-    content = dict(document)
-    metadata = content.get("metadata")
-    if isinstance(metadata, Mapping):
-        content["metadata"] = {k: v for k, v in metadata.items() if k != "version"}
-    return content

@@ -184,6 +184,8 @@ USAGE_ERRORS = [
     (["explain", "--batch-id", "1", "--flags", "flags.toml"], "unsupported extension '.toml'"),
     (["explain", "--batch-id", "1", "--flags", "missing.yaml"], "missing.yaml: does not exist"),
     (["explain", "--batch-id", "1", "--source", "bad source"], "cj_source: 'bad source'"),
+    (["explain", "--batch-id", "1", "--source", ""], "--source: '': give a source, e.g. els"),
+    (["explain", "--batch-id", "1", "--source", " "], "--source: ' ': give a source, e.g. els"),
     (["explain", "--batch-id", "1", "--provider", "azure"], "is not a known LLM provider"),
     (["explain", "--batch-id", "1", "--override", "turbo"], "mode: 'turbo' is not a batching mode"),
     (["show", "--flags", "missing.yaml"], "missing.yaml: does not exist"),
@@ -278,6 +280,32 @@ def test_a_directory_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_pa
     code, _, err = run(capsys, "show", "--flags", str(path))
     assert code == 2
     assert f"{path}: is a directory, not a regular file" in err
+
+
+def test_a_symlink_to_a_fifo_says_it_is_a_symlink(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    link = tmp_path / "flags.yaml"
+    link.symlink_to(_fifo(tmp_path))
+    assert _run_bounded(["show", "--flags", str(link)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.rstrip()
+        .endswith(
+            f"{link}: is a FIFO (named pipe), not a regular file (a symlink to "
+            f"{str(tmp_path / 'pipe.yaml')!r})"
+        )
+    )
+
+
+def test_a_dangling_symlink_names_its_target(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    link = tmp_path / "flags.yaml"
+    link.symlink_to("flags.v7.yaml")
+    code, _, err = run(capsys, "show", "--flags", str(link))
+    assert code == 2
+    assert err.rstrip().endswith(f"{link}: is a symlink to 'flags.v7.yaml', which does not exist")
 
 
 def test_invalid_settings_are_a_usage_error(
@@ -419,6 +447,31 @@ def test_against_warns_when_nothing_changed(capsys: pytest.CaptureFixture[str], 
     (warning,) = problems
     assert (code, warning["path"]) == (0, "/")
     assert "nothing changed" in warning["message"]
+
+
+def test_against_tells_an_int_from_a_float(capsys: pytest.CaptureFixture[str], live: Path) -> None:
+    """1 == 1.0 in Python, not in a flag document: a change the version must follow."""
+    old = batching_document(version="2026-11-25.9")
+    old["metadata"]["priority"] = 1
+    live.write_text(yaml.safe_dump(old))
+    new = batching_document(version="2026-11-25.9")
+    new["metadata"]["priority"] = 1.0
+    code, problems = _validate_against(capsys, live, new)
+    assert code == 0
+    assert [(p["path"], p["message"].split(" as in")[0]) for p in problems] == [
+        ("/metadata/version", "still '2026-11-25.9'")
+    ]
+
+
+def test_a_boolean_version_is_no_version(capsys: pytest.CaptureFixture[str], live: Path) -> None:
+    """The service reads `version: true` as no version; so does the publishing check."""
+    document = batching_document()
+    document["metadata"]["version"] = True
+    code, problems = _validate_against(capsys, live, document)
+    assert code == 0
+    assert {(p["path"], p["message"].split(":")[0]) for p in problems} >= {
+        ("/metadata/version", "no version")
+    }
 
 
 def test_validate_warns_when_the_mode_flag_is_missing(

@@ -226,3 +226,56 @@ def test_a_rule_on_one_batch_id_is_counted_exactly(
     (result,) = rollout_json(capsys, "--source", "bos", "--batches", "10000", "--flags", str(path))
     assert result["modes"]["per_request"]["count"] == 1  # type: ignore[index]
     assert result["modes"]["serial_bundle"]["count"] == 9999  # type: ignore[index]
+
+
+# Declared weights are per mode, whatever the variants are called and however often a
+# mode comes back (flagd sums the buckets of a variant listed twice).
+DECLARED = {
+    "variants named for their role": (
+        {"batch": "provider_batch_api", "bundle": "serial_bundle"},
+        [["batch", 20], ["bundle", 80]],
+        {"provider_batch_api": 20, "serial_bundle": 80},
+    ),
+    "the alias as a variant name": (
+        {"provider_serial_bundle": "serial_bundle", "per_request": "per_request"},
+        [["provider_serial_bundle", 70], ["per_request", 30]],
+        {"serial_bundle": 70, "per_request": 30},
+    ),
+    "two variants of one mode": (
+        {"a": "serial_bundle", "b": "serial_bundle", "per_request": "per_request"},
+        [["a", 30], ["b", 50], ["per_request", 20]],
+        {"serial_bundle": 80, "per_request": 20},
+    ),
+    "one variant listed twice": (
+        {"per_request": "per_request", "serial_bundle": "serial_bundle"},
+        [["per_request", 10], ["serial_bundle", 80], ["per_request", 10]],
+        {"per_request": 20, "serial_bundle": 80},
+    ),
+}
+
+
+def _split_file(tmp_path: Path, case: str) -> Path:
+    variants, buckets, _ = DECLARED[case]
+    path = tmp_path / "flags.yaml"
+    path.write_text(yaml.safe_dump(document(mode_flag({"fractional": buckets}, variants=variants))))
+    return path
+
+
+@pytest.mark.parametrize("case", DECLARED)
+def test_declared_weights_are_summed_per_mode(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str
+) -> None:
+    path = _split_file(tmp_path, case)
+    (result,) = rollout_json(capsys, "--source", "els", "--batches", "10", "--flags", str(path))
+    assert result["declared_weights"] == DECLARED[case][2]
+
+
+def test_the_declared_column_names_the_mode_of_a_renamed_variant(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = _split_file(tmp_path, "variants named for their role")
+    code, out, _ = rollout(capsys, "--source", "els", "--batches", "10", "--flags", str(path))
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.startswith("  provider_batch_api ")]
+    assert row.endswith("   20.0% (weight 20)")
+    assert "no fractional rule applies" not in out

@@ -243,3 +243,51 @@ def test_promql_queries_are_valid(tmp_path: Path) -> None:
 def test_yaml_examples_parse() -> None:
     for body in blocks("yaml"):
         assert list(yaml.safe_load_all(body))
+
+
+_REFERENCE = re.compile(r"\bsee\s+\*([^*]+)\*")
+_ANY_HEADING = re.compile(r"^#{2,4} (.+)$", re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "path", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))], ids=lambda p: p.name
+)
+def test_every_section_a_page_points_to_exists(path: Path) -> None:
+    text = path.read_text()
+    headings = set(_ANY_HEADING.findall(text))
+    named = {" ".join(title.split()) for title in _REFERENCE.findall(text)}
+    assert named <= headings, f"no such section: {sorted(named - headings)}"
+
+
+_LOOP_STEP = re.compile(r"^#\s+(\d+)\. (.*)$", re.MULTILINE)
+_COMMAND = re.compile(r"((?:cp|mv|uv run) [^(`]*?)\s*(?:\(|$)")
+
+
+def _header_steps() -> dict[int, str]:
+    """flags.yaml's change loop: step number -> its command ('' when it names none)."""
+    header = (ROOT / "flags.yaml").read_text().split("\n\n")[0]
+    steps = {}
+    for number, text in _LOOP_STEP.findall(header):
+        command = _COMMAND.search(text)
+        steps[int(number)] = " ".join(command.group(1).split()) if command else ""
+    return steps
+
+
+def _runbook_steps() -> dict[int, str]:
+    """The runbook's change loop: step number -> its command line."""
+    (loop,) = [block.body for block in sections("text") if block.section.startswith("The change")]
+    steps = {}
+    for line in loop.splitlines():
+        command, _, comment = line.partition("#")
+        number = re.match(r"\s*(\d+)\.", comment)
+        assert number, line
+        steps[int(number.group(1))] = " ".join(command.split())
+    return steps
+
+
+def test_the_flag_file_numbers_the_change_loop_as_the_runbook_does() -> None:
+    """flags.yaml's header and the runbook (whose bullets say "Step 5") share one loop."""
+    header, runbook = _header_steps(), _runbook_steps()
+    assert sorted(header) == sorted(runbook)
+    for number, command in header.items():
+        assert runbook[number].startswith(command), (number, command, runbook[number])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +150,16 @@ def test_show_a_custom_bucketing_expression(
     )
 
 
+def test_show_json_sums_the_weights_of_a_variant_listed_twice(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    split = {"fractional": [["per_request", 10], ["serial_bundle", 80], ["per_request", 10]]}
+    path = write(tmp_path, "flags.yaml", document(mode_flag(split)))
+    _, out, _ = run(capsys, "show", "--flags", str(path), "--json")
+    (mode,) = json.loads(out)["flags"]
+    assert mode["rules"][0]["weights"] == {"per_request": 20, "serial_bundle": 80}
+
+
 def test_show_without_the_mode_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = write(tmp_path, "flags.yaml", document(allow_list=allow_list_flag("openai")))
     code, out, _ = run(capsys, "show", "--flags", str(path))
@@ -166,6 +179,51 @@ def test_show_an_invalid_file(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert "/flags/llm-batching-mode/defaultVariant" in out
     code, out, _ = run(capsys, "show", "--flags", str(path), "--json")
     assert (code, json.loads(out)["valid"]) == (1, False)
+
+
+def _allow_list_per_source(targeting: Any) -> dict[str, Any]:
+    allow = {
+        "state": "ENABLED",
+        "variants": {
+            "openai_only": {"providers": ["openai"]},
+            "anthropic_only": {"providers": ["anthropic"]},
+            "google_only": {"providers": ["google"]},
+        },
+        "defaultVariant": "google_only",
+        "targeting": targeting,
+    }
+    return document(mode_flag(default_variant="serial_bundle"), allow)
+
+
+def test_show_an_allow_list_split_by_an_expression(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bucket_by = {"cat": [{"var": "cj_source"}, "-arm"]}
+    split = {"fractional": [bucket_by, ["openai_only", 50], ["anthropic_only", 50]]}
+    path = write(tmp_path, "flags.yaml", _allow_list_per_source(split))
+    code, out, err = run(capsys, "show", "--flags", str(path))
+    assert (code, err) == (0, "")
+    assert (
+        "allow list for provider_batch_api: differs per batch id "
+        "(llm-batch-api-allowed-providers splits batches: see cj-batching explain)"
+    ) in out.splitlines()
+
+
+def test_show_the_allow_list_of_the_first_known_source_whatever_the_hash_seed(
+    tmp_path: Path,
+) -> None:
+    """The sources' lists differ: show takes els's (KNOWN_SOURCES order), not whichever a
+    set of outcomes yields first (which PYTHONHASHSEED decides)."""
+    rule = {"if": [source_is("bos"), "anthropic_only", source_is("els"), "openai_only", None]}
+    path = write(tmp_path, "flags.yaml", _allow_list_per_source(rule))
+    command = [sys.executable, "-m", "cj_batching", "show", "--json", "--flags", str(path)]
+    seen = set()
+    for seed in ("0", "1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        allow_list = json.loads(done.stdout)["allow_list"]
+        seen.add((tuple(allow_list["providers"]), allow_list["source"], allow_list["note"]))
+    assert seen == {(("openai",), "flag", "differs per source or batch: see cj-batching explain")}
 
 
 def test_show_reads_the_settings_file(

@@ -149,3 +149,64 @@ def test_a_version_cannot_forge_a_line(path: Path, start_watch: Watcher) -> None
     assert line.endswith("flags changed: llm-batching-mode")
     assert "\\n2026-01-01T00:00:00.000Z accepted version v9 (initial)\\x1b[2J" in line
     assert not any(entry.startswith("2026-01-01") for entry in output())
+
+
+# Handlers run on OpenFeature's thread pool, so one may run after the next version is in
+# use. These hold a version's handler until the file's next version has been accepted.
+def _hold_until_serving(
+    monkeypatch: pytest.MonkeyPatch, handler: str, held: str, then: str
+) -> threading.Event:
+    """Delay `_Printer.<handler>` for version `held` until the provider serves `then`;
+    the returned event is set once that handler has been reached."""
+    reached = threading.Event()
+    original = getattr(watch._Printer, handler)
+
+    def delayed(printer: Any, details: Any) -> None:
+        if details.metadata.get("version") == held:
+            reached.set()
+            provider = printer._provider
+            wait_until(
+                lambda: provider.flag_set_metadata.get("version") == then,
+                what=f"version {then} in use",
+            )
+        original(printer, details)
+
+    monkeypatch.setattr(watch._Printer, handler, delayed)
+    return reached
+
+
+def with_a_warning(version: str) -> dict[str, Any]:
+    document = batching_document(version=version)
+    document["flags"]["llm-batching-mode"]["variants"]["serial_bundle"] = "provider_serial_bundle"
+    return document
+
+
+def test_an_accepted_line_lists_the_warnings_of_its_own_version(
+    path: Path, start_watch: Watcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reached = _hold_until_serving(monkeypatch, "accepted", held="v2", then="v3")
+    write(path, batching_document(version="v1"))
+    output = start_watch()
+    wait_for_line(output, "accepted version v1")
+    write(path, with_a_warning("v2"))
+    assert reached.wait(5)
+    write(path, batching_document(batch_api_share=30, version="v3"))
+    assert "(1 warning(s))" not in wait_for_line(output, "accepted version v3")
+    line = wait_for_line(output, "accepted version v2")
+    assert "(1 warning(s))" in line
+    assert "is read as serial_bundle" in line
+
+
+def test_a_rejected_line_names_the_version_served_then(
+    path: Path, start_watch: Watcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reached = _hold_until_serving(monkeypatch, "rejected", held="v2", then="v3")
+    write(path, batching_document(version="v1"))
+    output = start_watch()
+    wait_for_line(output, "accepted version v1")
+    write(path, bad("v2"))
+    assert reached.wait(5)
+    write(path, batching_document(version="v3"))
+    line = wait_for_line(output, "REJECTED version v2")
+    assert "keeping the last good flags, version v1" in line
+    assert "/flags/llm-batching-mode/defaultVariant" in line

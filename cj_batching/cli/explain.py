@@ -77,6 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _context(args: argparse.Namespace) -> BatchContext:
+    # The library reads a blank source as els (CJ may send none); on the command line a
+    # blank --source is a mistake (an unset variable, say), as it is for rollout.
+    if not args.source.strip():
+        raise UsageError(
+            f"--source: {args.source!r}: give a source, e.g. els (the default when the "
+            "option is left out), bos or eng5_runner"
+        )
     overrides = (
         BatchConfigOverrides(llm_batching_mode_override=args.override) if args.override else None
     )

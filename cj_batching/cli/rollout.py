@@ -17,6 +17,7 @@ from cj_batching.cli._common import (
 from cj_batching.cli._flag_file import flag_file
 from cj_batching.cli._terminal import write, write_json
 from cj_batching.context import BatchContext
+from cj_batching.flag_summary import split_mode_weights
 from cj_batching.modes import LLMBatchingMode
 from cj_batching.resolver import flag_evaluation_context
 from cj_batching.rollout import RolloutPreview, evaluated_document, preview_rollout
@@ -33,7 +34,8 @@ def add_parser(commands: Any) -> None:
         help="preview which mode consecutive batch ids get (per source)",
         description="Resolve N consecutive batch ids through the real chain (each once, "
         "no cache) and print per mode the count, the share and how it was decided, next "
-        "to the weights the flag file declares for that source (fractional rules), and "
+        "to the weights the flag file declares for that source (fractional rules, "
+        "summed per mode), and "
         "how many batch-API requests the provider guardrail downgrades. A long run shows "
         "progress on stderr when it is a terminal.",
     )
@@ -115,8 +117,11 @@ def _declared(
         return None
     provider = context.provider or settings.DEFAULT_LLM_PROVIDER
     evaluation = flag_evaluation_context(context, provider)
-    outcome = flag_outcome(document, settings.LLM_BATCHING_FLAG_KEY, evaluation.attributes)
-    return dict(outcome.weights) if outcome is not None and outcome.kind == "split" else None
+    key = settings.LLM_BATCHING_FLAG_KEY
+    outcome = flag_outcome(document, key, evaluation.attributes)
+    if outcome is None or outcome.kind != "split":
+        return None
+    return split_mode_weights(document["flags"][key], outcome)
 
 
 def _table(p: RolloutPreview) -> list[str]:

@@ -70,13 +70,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _warnings(flags: FlagFile, live: FlagFile | None, settings: Settings) -> list[Problem]:
     """The document's own warnings, then those of publishing it over `live`."""
-    if flags.document is None:
+    if flags.checked is None:
         return []
     warnings = list(flags.warnings)
-    warnings += publishing_warnings(
-        flags.document, settings, None if live is None else live.document
-    )
-    if live is not None and live.document is None:
+    warnings += publishing_warnings(flags.checked, settings, None if live is None else live.checked)
+    if live is not None and live.checked is None:
         warnings.append(
             Problem(
                 "",

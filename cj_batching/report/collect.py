@@ -9,30 +9,17 @@ events counted once, and nothing a file contains can stop the report.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from cj_batching.report.analysis import arm_order, compare, summarise
 from cj_batching.report.options import ReportOptions
 from cj_batching.report.reader import InputError, check_readable, read_lines
-from cj_batching.report.statistics import (
-    ArmSample,
-    Replicates,
-    arm_seed,
-    bootstrap,
-    interval,
-    percentile,
-)
-from cj_batching.report.summary import (
-    ArmComparison,
-    ArmSummary,
-    BadLine,
-    ExperimentReport,
-    Interval,
-)
+from cj_batching.report.statistics import Replicates
+from cj_batching.report.summary import ArmComparison, ArmSummary, BadLine, ExperimentReport
+from cj_batching.report.tally import ArmKey, ArmTally
 from cj_batching.results import (
     MAX_EVENT_BYTES,
     SUCCESS,
@@ -52,7 +39,6 @@ hostile file cannot grow the report without bound)."""
 _OTHER_SOURCE: Final = "other"
 _MAX_UINT32: Final = 2**32 - 1
 _FEW_BATCHES: Final = 20
-_ArmKey = tuple[str, str, str]  # source, mode, decided_by
 _PLACE_KEYS: Final = (
     "cj_llm_batching_mode",
     "cj_llm_batching_decided_by",
@@ -62,29 +48,7 @@ _PLACE_KEYS: Final = (
 _RawPlace = tuple[Any, ...]
 
 
-@dataclass(slots=True)
-class _Arm:
-    """The running sums of one arm; per batch arrays are indexed by the batch's number."""
-
-    batch_numbers: dict[str, int] = field(default_factory=dict)
-    sizes: array[int] = field(default_factory=lambda: array("I"))
-    successes: array[int] = field(default_factory=lambda: array("I"))
-    cost: array[float] = field(default_factory=lambda: array("d"))
-    response_ms: array[int] = field(default_factory=lambda: array("I"))
-    turnaround_s: array[float] = field(default_factory=lambda: array("f"))
-    batch_of: array[int] = field(default_factory=lambda: array("I"))
-    outcomes: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def new_batch(self) -> int:
-        self.sizes.append(0)
-        self.successes.append(0)
-        self.cost.append(0.0)
-        return len(self.sizes) - 1
-
-
-_Place = tuple[_Arm | None, int | None]
+_Place = tuple[ArmTally | None, int | None]
 
 
 class ReportBuilder:
@@ -97,9 +61,9 @@ class ReportBuilder:
 
     def __init__(self, options: ReportOptions | None = None) -> None:
         self.options = options or ReportOptions()
-        self._arms: dict[_ArmKey, _Arm] = {}
+        self._arms: dict[ArmKey, ArmTally] = {}
         self._sources: set[str] = set()
-        self._batch_arm: dict[str, _ArmKey] = {}
+        self._batch_arm: dict[str, ArmKey] = {}
         self._places: dict[_RawPlace, _Place] = {}
         self._recent = RecentIds(self.options.dedup_maxsize)
         self._bad: list[BadLine] = []
@@ -201,10 +165,10 @@ class ReportBuilder:
         """The report over everything added so far."""
         options = self.options
         control = options.control.value
-        summaries: dict[_ArmKey, ArmSummary] = {}
-        replicates: dict[_ArmKey, Replicates | None] = {}
-        for key in sorted(self._arms, key=_arm_order):
-            summaries[key], replicates[key] = self._summarise(key, self._arms[key])
+        summaries: dict[ArmKey, ArmSummary] = {}
+        replicates: dict[ArmKey, Replicates | None] = {}
+        for key in sorted(self._arms, key=arm_order):
+            summaries[key], replicates[key] = summarise(key, self._arms[key], options)
         comparisons: list[ArmComparison] = []
         notes: list[str] = []
         for source in sorted({key[0] for key in summaries}):
@@ -223,7 +187,7 @@ class ReportBuilder:
                 continue
             for key in treated:
                 comparisons.append(
-                    _compare(
+                    compare(
                         summaries[key],
                         summaries[control_key],
                         replicates[key],
@@ -287,7 +251,7 @@ class ReportBuilder:
             key = (self._source(arm.cj_source), arm.mode, arm.decided_by)
             data = self._arms.get(key)
             if data is None:
-                data = self._arms[key] = _Arm()
+                data = self._arms[key] = ArmTally()
             batch_id = arm.cj_batch_id
             number = None if batch_id is None else data.batch_numbers.get(batch_id)
             if batch_id is not None and number is None:
@@ -303,86 +267,3 @@ class ReportBuilder:
         self.bad_lines += 1
         if len(self._bad) < self.options.bad_line_examples:
             self._bad.append(BadLine(file, line, reason, message))
-
-    def _summarise(self, key: _ArmKey, data: _Arm) -> tuple[ArmSummary, Replicates | None]:
-        import numpy as np
-
-        response = np.frombuffer(data.response_ms, dtype=np.uint32).astype(np.float64)
-        order = np.argsort(response, kind="stable")
-        sample = ArmSample(
-            sizes=np.frombuffer(data.sizes, dtype=np.uint32).astype(np.float64),
-            successes=np.frombuffer(data.successes, dtype=np.uint32).astype(np.float64),
-            cost=np.frombuffer(data.cost, dtype=np.float64).copy(),
-            response_ms=response[order],
-            response_batch=np.frombuffer(data.batch_of, dtype=np.uint32).astype(np.intp)[order],
-        )
-        turnaround = np.sort(np.frombuffer(data.turnaround_s, dtype=np.float32)).astype(np.float64)
-        reps = bootstrap(
-            sample, replicates=self.options.replicates, seed=arm_seed(self.options.seed, key)
-        )
-        comparisons = len(response)
-        successes = int(sample.successes.sum())
-        errors = {
-            code: count
-            for code, count in sorted(data.outcomes.items(), key=lambda item: (-item[1], item[0]))
-            if code != SUCCESS
-        }
-        summary = ArmSummary(
-            source=key[0],
-            mode=key[1],
-            decided_by=key[2],
-            comparisons=comparisons,
-            batches=len(data.batch_numbers),
-            successes=successes,
-            success_rate=successes / comparisons,
-            success_rate_ci=None if reps is None else interval(reps.success_rate),
-            response_ms_p50=percentile(sample.response_ms, 0.5),
-            response_ms_p50_ci=None if reps is None else interval(reps.response_p50),
-            response_ms_p95=percentile(sample.response_ms, 0.95),
-            turnaround_s_p50=round(percentile(turnaround, 0.5), 3),
-            turnaround_s_p95=round(percentile(turnaround, 0.95), 3),
-            mean_cost_usd=float(sample.cost.sum()) / comparisons,
-            mean_cost_usd_ci=None if reps is None else interval(reps.mean_cost),
-            mean_prompt_tokens=data.prompt_tokens / comparisons,
-            mean_completion_tokens=data.completion_tokens / comparisons,
-            errors=errors,
-        )
-        return summary, reps
-
-
-def _compare(
-    arm: ArmSummary,
-    control: ArmSummary,
-    arm_reps: Replicates | None,
-    control_reps: Replicates | None,
-) -> ArmComparison:
-    def diff_ci(statistic: str) -> Interval | None:
-        if arm_reps is None or control_reps is None:
-            return None
-        return interval(getattr(arm_reps, statistic) - getattr(control_reps, statistic))
-
-    return ArmComparison(
-        source=arm.source,
-        mode=arm.mode,
-        control=control.mode,
-        comparisons=arm.comparisons,
-        batches=arm.batches,
-        control_comparisons=control.comparisons,
-        control_batches=control.batches,
-        success_rate_diff=arm.success_rate - control.success_rate,
-        success_rate_diff_ci=diff_ci("success_rate"),
-        response_ms_p50_diff=arm.response_ms_p50 - control.response_ms_p50,
-        response_ms_p50_diff_ci=diff_ci("response_p50"),
-        mean_cost_diff=arm.mean_cost_usd - control.mean_cost_usd,
-        mean_cost_diff_ci=diff_ci("mean_cost"),
-    )
-
-
-_DECIDED_ORDER: Final = {"flag": 0, "override": 1, "guard": 2, "default": 3, UNKNOWN: 4}
-_MODE_ORDER: Final = {"serial_bundle": 0, "per_request": 1, "provider_batch_api": 2, UNKNOWN: 3}
-
-
-def _arm_order(key: _ArmKey) -> tuple[str, int, int]:
-    """Sources alphabetically; randomised arms first; modes in a fixed order."""
-    source, mode, decided_by = key
-    return source, _DECIDED_ORDER.get(decided_by, 9), _MODE_ORDER.get(mode, 9)

@@ -30,7 +30,7 @@ from cj_batching import (
     LLMProviderType,
     LPSClient,
 )
-from cj_batching.interaction import BatchSubmission
+from cj_batching.submission import BatchSubmission
 from flags import FlagdMemoryProvider
 from tests.conftest import ResolverFactory
 from tests.documents import allow_list_flag, document, mode_flag, source_is
