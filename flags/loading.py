@@ -127,7 +127,8 @@ def read_document_bytes(path: Path) -> bytes:
     except OSError as exc:
         raise DocumentError(source, [Problem("", f"cannot read: {exc.strerror}")]) from None
     if kind is not None:
-        message = f"is {_through_link(path, kind)}, not a regular file; point it at a flag file"
+        what = "is a symlink to" if path.is_symlink() else "is"
+        message = f"{what} {kind}, not a regular file; point it at a flag file"
         raise DocumentError(source, [Problem("", message)])
     if len(data) > MAX_DOCUMENT_BYTES:
         message = f"file is over the {MAX_DOCUMENT_BYTES}-byte limit"
@@ -136,19 +137,13 @@ def read_document_bytes(path: Path) -> bytes:
 
 
 def irregular_file_kind(path: Path) -> str | None:
-    """What `path` is when it exists but is not a regular file, for "PATH: is ...": "a
-    FIFO (named pipe)", or "a symlink to a FIFO (named pipe)" when it is a link to one;
-    None for a regular file (or a link to one) and for a path that is missing or cannot
-    be stat'ed. Reading such a path may block (a FIFO) or never end (a device)."""
+    """What `path` is when it exists but is not a regular file (e.g. "a FIFO (named
+    pipe)"), following symlinks; None for a regular file or a missing path. Reading such
+    a path may block (a FIFO) or never end (a device)."""
     try:
-        kind = _not_regular(os.stat(path).st_mode)
+        return _not_regular(os.stat(path).st_mode)
     except OSError:
         return None
-    return None if kind is None else _through_link(path, kind)
-
-
-def _through_link(path: Path, kind: str) -> str:
-    return f"a symlink to {kind}" if path.is_symlink() else kind
 
 
 def _not_regular(mode: int) -> str | None:

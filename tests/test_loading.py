@@ -17,7 +17,6 @@ from flags import (
     DocumentError,
     Problem,
     check_document,
-    irregular_file_kind,
     load_document,
     parse_document,
     read_document_bytes,
@@ -254,27 +253,6 @@ def test_a_symlink_to_a_fifo_or_a_device_is_named(tmp_path: Path, target: str) -
         read_document_bytes(link)
     kind = "a FIFO (named pipe)" if target == "fifo" else "a character device"
     assert str(info.value).startswith(f"{link}: is a symlink to {kind}, not a regular file")
-
-
-@pytest.mark.parametrize("kind", NOT_FILES)
-def test_irregular_file_kind_names_what_the_path_is(tmp_path: Path, kind: str) -> None:
-    make, says = NOT_FILES[kind]
-    path = make(tmp_path / "flags.yaml")
-    assert f"is {irregular_file_kind(path)}".startswith(says.removesuffix(", not a regular file"))
-
-
-def test_irregular_file_kind_says_a_symlink_is_one(tmp_path: Path) -> None:
-    link = tmp_path / "flags.yaml"
-    link.symlink_to(_fifo(tmp_path / "pipe"))
-    assert irregular_file_kind(link) == "a symlink to a FIFO (named pipe)"
-
-
-@pytest.mark.parametrize("target", ["flags.yaml", "gone.yaml"])
-def test_irregular_file_kind_is_none_for_a_file_or_nothing(tmp_path: Path, target: str) -> None:
-    (tmp_path / "flags.yaml").write_text(GOOD_YAML)
-    link = tmp_path / "link.yaml"
-    link.symlink_to(tmp_path / target)
-    assert irregular_file_kind(link) is None
 
 
 def test_a_dangling_symlink_says_where_it_points(tmp_path: Path) -> None:
