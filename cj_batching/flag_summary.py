@@ -105,6 +105,8 @@ def _words(outcome: Outcome, flag: Mapping[str, Any], settings: Settings) -> str
     env_default = f"the env default ({settings.LLM_BATCHING_MODE.value})"
     if outcome.kind == "disabled":
         return f"disabled: {env_default}"
+    if outcome.kind == "error":
+        return f"the rule fails ({outcome.error}): {env_default}"
     if outcome.kind == "varies":
         return "depends on the batch id outside a fractional split (see cj-batching rollout)"
     if outcome.kind == "split":

@@ -20,7 +20,7 @@ def test_the_document_is_not_validated_again(monkeypatch: pytest.MonkeyPatch) ->
         raise AssertionError("validated again")
 
     monkeypatch.setattr("flags.loading.validate_document", validate)
-    with document_resolver(checked.document, Settings()) as resolver:
+    with document_resolver(checked, Settings()) as resolver:
         details = resolver.client.get_string_details(
             "llm-batching-mode", "d", EvaluationContext("1")
         )

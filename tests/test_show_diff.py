@@ -129,6 +129,20 @@ def test_show_a_rule_for_retries(capsys: pytest.CaptureFixture[str], tmp_path: P
     )
 
 
+def test_show_a_rule_that_fails_to_evaluate(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A rule flagd-core cannot evaluate (a division by zero) serves the env default:
+    `show` says so instead of crashing."""
+    failing = {"==": [{"/": [1, {"var": "cj_batch_size"}]}, 1]}
+    rule = {"if": [failing, "per_request", None]}
+    path = write(tmp_path, "flags.yaml", document(mode_flag(rule)))
+    code, out, _ = run(capsys, "show", "--flags", str(path))
+    assert code == 0
+    assert "  els: the rule fails (" in out
+    assert "): the env default (serial_bundle)" in out
+
+
 def test_show_a_rule_that_tests_the_batch_id(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

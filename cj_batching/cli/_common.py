@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,12 +62,12 @@ def open_resolver(
 
 @contextmanager
 def document_resolver(
-    document: Mapping[str, Any], settings: Settings
+    document: CheckedDocument, settings: Settings
 ) -> Iterator[BatchingModeResolver]:
-    """A resolver over `document` on a private domain. The caller has validated it (as
-    `load_flag_file` does, batching checks included), so it is not validated again: that
-    is the whole cost model and schema check a second time."""
-    provider = FlagdMemoryProvider(CheckedDocument(dict(document)))
+    """A resolver over `document` on a private domain. It was validated when it was
+    loaded (`load_flag_file`, batching checks included), so it is not validated again:
+    that is the whole cost model and schema check a second time."""
+    provider = FlagdMemoryProvider(document)
     client = bind_provider(provider, f"cj-batching-cli-{uuid.uuid4().hex}")
     resolver = BatchingModeResolver(settings, client)
     try:

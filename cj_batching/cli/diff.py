@@ -61,15 +61,15 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     contexts = _contexts(args)
     old, new = load_flag_file(args.old, settings), load_flag_file(args.new, settings)
-    if old.document is None or new.document is None:
-        return _invalid(args, old if old.document is None else new)
+    if old.checked is None or new.checked is None:
+        return _invalid(args, old if old.checked is None else new)
     sources = [context.cj_source for context in contexts]
     warn_unknown_context("diff", sources=sources, request_type="cj_comparison")
-    changes = document_changes(old.document, new.document)
+    changes = document_changes(old.checked.document, new.checked.document)
     moves: list[Move] = []
     with (
-        document_resolver(old.document, settings) as before,
-        document_resolver(new.document, settings) as after,
+        document_resolver(old.checked, settings) as before,
+        document_resolver(new.checked, settings) as after,
         progress_bar(2 * args.batches * len(contexts), "diff") as progress,
     ):
         for context in contexts:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         write(
             f"{old.path} -> {new.path}: version {old.version} -> {new.version}",
             *_changes_text(changes),
-            *_rules_text(old.document, new.document, settings, provider),
+            *_rules_text(old.checked.document, new.checked.document, settings, provider),
             f"moves over batch ids {_number(args.first_batch_id)}.."
             f"{_number(args.first_batch_id + args.batches - 1)}, provider {provider.value}:",
             *(f"  {_moves_line(c.cj_source, args.batches, moves)}" for c in contexts),
