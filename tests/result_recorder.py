@@ -20,7 +20,10 @@ from .callbacks import ArmProfile, CallbackSimulator, request_metadata
 
 # Per step and mode: (response times in ms, how many of them are errors).
 STEP: dict[str, tuple[list[int], int]] = {
-    "serial_bundle": ([1_500] * 19 + [4_000], 2),  # 10 % errors; p95 in the (1, 2] bucket
+    # p95 strictly inside a bucket: a rank that falls exactly on a bucket edge (19 of 20
+    # at or below 2 s) lands in the next bucket or not by floating-point noise in
+    # Prometheus' rate() extrapolation, which differs per process.
+    "serial_bundle": ([1_500] * 19 + [1_800], 2),  # 10 % errors; p95 1.95 s in (1, 2]
     "provider_batch_api": ([8_000] * 10 + [25_000] * 10, 6),  # 30 %; p95 in (20, 30]
 }
 
